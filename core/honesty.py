@@ -28,7 +28,12 @@ class HonestyMetadata(BaseModel):
     honesty_warning: HonestyWarning
 
     def as_tags(self) -> dict[str, str]:
-        return {k: str(getattr(self, k).value if hasattr(getattr(self, k), "value") else getattr(self, k)) for k in HONESTY_FIELDS}
+        return {
+            k: str(
+                getattr(self, k).value if hasattr(getattr(self, k), "value") else getattr(self, k)
+            )
+            for k in HONESTY_FIELDS
+        }
 
 
 def missing_honesty_fields(tags: dict[str, str]) -> list[str]:

@@ -13,9 +13,7 @@ import numpy as np
 from core.errors import InvalidInput
 
 
-def classification_metrics(
-    y_true: Any, y_pred: Any, y_score: Any | None = None
-) -> dict[str, Any]:
+def classification_metrics(y_true: Any, y_pred: Any, y_score: Any | None = None) -> dict[str, Any]:
     """accuracy, precision, recall, f1 (binary or macro) and AUC-ROC via scikit-learn.
 
     ``y_score`` is the positive-class probability (binary) or an (n, k) probability matrix.

@@ -1,0 +1,1 @@
+"""The ``agent`` command line. Thin: parse, call a tool or workflow, render."""

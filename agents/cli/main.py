@@ -1,0 +1,93 @@
+"""Entry point of ``agent``. Subcommand modules load lazily so ``agent --help`` stays fast
+(no mlflow, sklearn, langgraph or openai import until a command needs it)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+# name -> (module, attribute, one-line help)
+COMMANDS = {
+    "quickstart": (
+        "agents.cli.quickstart",
+        "quickstart",
+        "Train, register, validate and request promotion of a demo model.",
+    ),
+    "models": ("agents.cli.models", "models", "List and show registered models."),
+    "approvals": (
+        "agents.cli.approvals",
+        "approvals",
+        "Review and decide production promotion requests.",
+    ),
+    "deploy": ("agents.cli.deploy", "deploy", "Deployment status, rollback and gateway control."),
+    "predict": ("agents.cli.predict", "predict", "Ask a deployed model for a prediction."),
+    "tool": ("agents.cli.tool", "tool", "Call any typed tool with JSON input (scripts)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="MODELOPS_HOME",
+    help="State directory (default ./.modelops).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
+    """ModelOps Agents: role agents that run a real ML model lifecycle under policies,
+    with a human approval on every production promotion."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("MODELOPS_DEBUG") == "1"
+    try:
+        rc = cli.main(args=args, prog_name="agent", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        from core.errors import ModelOpsError
+
+        if debug:
+            raise
+        if isinstance(exc, ModelOpsError):
+            click.echo(f"Error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"Hint: {exc.hint}", err=True)
+            sys.exit(exc.exit_code)
+        click.echo(f"Error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("Hint: run again with --debug for the traceback.", err=True)
+        sys.exit(1)
+    # With standalone_mode=False click returns ctx.exit()'s code instead of exiting.
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

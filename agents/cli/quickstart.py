@@ -1,0 +1,151 @@
+"""``agent quickstart``: the whole promotion path on bundled data, end to end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from agents.cli.approvals import render_outcome, render_request
+from agents.cli.common import (
+    as_option,
+    call,
+    console,
+    emit,
+    human,
+    is_interactive,
+    json_option,
+    runtime,
+)
+
+MODEL_NAME = "breast-cancer-classifier"
+
+
+@click.command()
+@as_option
+@click.option("--model-name", default=MODEL_NAME, show_default=True)
+@click.option("--no-prompt", is_flag=True, help="Never ask for an approval, even on a terminal.")
+@json_option
+@click.pass_context
+def quickstart(
+    ctx: click.Context, as_user: str | None, model_name: str, no_prompt: bool, as_json: bool
+) -> None:
+    """Train a baseline and a candidate on scikit-learn's breast cancer data, register both with
+    honesty metadata, have QA validate, and request promotion of the better one.
+
+    On a terminal it asks for the human approval; otherwise it leaves the request pending and
+    prints the command that approves it.
+    """
+    from core.training import load_breast_cancer_split, train_quickstart_models, write_holdout_csv
+
+    rt = runtime(ctx)
+    actor = human(ctx, as_user)
+    say = (lambda *_a, **_k: None) if as_json else console().print
+    reg = rt.services.registry
+
+    data = load_breast_cancer_split()
+    holdout = write_holdout_csv(data, rt.settings.home_dir / "data" / "breast_cancer_holdout.csv")
+    say(
+        f"[1/5] Training on scikit-learn's breast cancer data ({len(data.train)} train / {len(data.holdout)} holdout rows)…"
+    )
+    trained = train_quickstart_models(data)
+    versions: list[dict[str, Any]] = []
+    say("[2/5] Logging runs to MLflow and registering versions…")
+    for t in trained:
+        run_id = reg.log_sklearn_run(
+            t.model,
+            X_sample=data.train[data.feature_names].head(5),
+            honesty=t.honesty,
+            run_name=f"{model_name}-{t.kind}",
+            params=t.params,
+            metrics={f"holdout_{k}": v for k, v in t.holdout_metrics.items()},
+            dataset=data.train,
+            dataset_name="breast_cancer_train",
+        )
+        out = call(
+            ctx,
+            actor,
+            "register_model",
+            {
+                "name": model_name,
+                "run_id": run_id,
+                "honesty": t.honesty.model_dump(mode="json"),
+                "description": f"{t.kind} trained by agent quickstart",
+            },
+        )
+        versions.append({"kind": t.kind, "version": out["version"], "metrics": t.holdout_metrics})
+        say(
+            f"      v{out['version']} {t.kind}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in t.holdout_metrics.items())
+        )
+    best = max(versions, key=lambda v: (v["metrics"]["f1"], v["metrics"]["auc_roc"]))
+    call(ctx, actor, "set_challenger", {"name": model_name, "version": best["version"]})
+    say(f"[3/5] Challenger: v{best['version']} ({best['kind']}, best F1 on the holdout)")
+    say("[4/5] Promotion workflow: evidence → gates → QA validation → approval request…")
+    dataset = str(holdout)
+    outcome = call(
+        ctx,
+        actor,
+        "request_promotion",
+        {"name": model_name, "version": best["version"], "dataset": dataset},
+    )
+    result: dict[str, Any] = {
+        "model": model_name,
+        "versions": versions,
+        "challenger": best["version"],
+        "promotion": outcome,
+    }
+    if outcome["status"] != "pending_approval":
+        emit(result, as_json, lambda _d: render_outcome(outcome))
+        raise SystemExit(3)
+    if not as_json:
+        render_outcome(outcome)
+    if is_interactive() and not no_prompt and not as_json:
+        result["promotion"] = _ask_approval(ctx, outcome["approval_id"], actor.name)
+        return
+    say(f"[5/5] Waiting for a human. Approve with:\n\n    {outcome['approve_command']}\n")
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+
+
+def _ask_approval(ctx: click.Context, approval_id: str, requester: str) -> dict[str, Any]:
+    rt = runtime(ctx)
+    approvers = [a for a in rt.services.policy.approvers() if a != requester]
+    say = console().print
+    say(
+        f"[5/5] Approval node: {', '.join(approvers)} may decide (not {requester}, who requested it)."
+    )
+    name = click.prompt("Approver name (empty to leave it pending)", default="", show_default=False)
+    if not name:
+        say(
+            f"Left pending. Approve later with: agent approvals approve {approval_id} --as {approvers[0]}"
+        )
+        return {"status": "pending_approval", "approval_id": approval_id}
+    approver = human(ctx, name)
+    req = call(ctx, approver, "get_approval", {"approval_id": approval_id})["approval"]
+    render_request(req)
+    approve = click.confirm(f"{name}: approve this promotion?", default=False)
+    reason = click.prompt("Reason", default="reviewed evidence in quickstart")
+    call(
+        ctx,
+        approver,
+        "decide_approval",
+        {
+            "approval_id": approval_id,
+            "approve": approve,
+            "evidence_hash": req["evidence_hash"],
+            "reason": reason,
+        },
+    )
+    outcome = rt.promotion.resume(approval_id)
+    render_outcome(outcome)
+    exe = outcome.get("execution") or {}
+    if outcome["status"] == "deployed":
+        from core.training import load_breast_cancer_split
+
+        row = load_breast_cancer_split().holdout.drop(columns="target").iloc[0].tolist()
+        resp = call(ctx, approver, "predict", {"name": exe["name"], "features": row})
+        say("Sample prediction response:")
+        click.echo(json.dumps(resp["response"], indent=2))
+    return outcome

@@ -1,0 +1,340 @@
+"""``ModelRegistry``: versions, aliases, lineage and honesty metadata on the MLflow registry.
+
+Everything is stored as MLflow model-version tags so MLflow's own UI and
+``mlflow.pyfunc.load_model("models:/name@alias")`` keep working on what we register.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from pydantic import BaseModel
+
+from core.errors import Conflict, InvalidInput, NotFound
+from core.honesty import HONESTY_FIELDS, HonestyMetadata, missing_honesty_fields
+from core.tracking import DEFAULT_EXPERIMENT, configure_mlflow, ensure_experiment, git_commit
+
+ALIASES = ("champion", "challenger")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Pip requirements are given explicitly: inferring them costs 7-8 s per log_model call.
+_PIP_REQUIREMENTS = ["scikit-learn", "numpy", "pandas", "skops"]
+_SKOPS_TRUSTED = ["sklearn.tree._tree.Tree"]
+
+
+class ModelVersionInfo(BaseModel):
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    source: str
+    artifact_uri: str
+    artifact_sha256: str | None
+    status: str
+    description: str | None
+    tags: dict[str, str]
+    honesty: dict[str, str]
+    missing_honesty: list[str]
+    lineage: dict[str, str]
+    created_at_ms: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+def artifact_digest(path: str | Path) -> str:
+    """SHA-256 over a model directory: every file's relative path and bytes, in sorted order."""
+    root = Path(path)
+    if root.is_file():
+        return hashlib.sha256(root.read_bytes()).hexdigest()
+    if not root.is_dir():
+        raise NotFound(f"model artifact not found at {root}")
+    h = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = file.relative_to(root).as_posix()
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def local_path(uri: str) -> Path:
+    """The local directory of a ``file:`` artifact URI (remote stores are downloaded instead)."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path))
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+
+
+def validate_model_name(name: str) -> str:
+    if not _NAME_RE.match(name or ""):
+        raise InvalidInput(
+            f"invalid model name {name!r}",
+            hint="Use letters, digits, '.', '_' or '-' (at most 128 characters).",
+        )
+    return name
+
+
+class ModelRegistry:
+    """Register, look up, alias and load model versions in the MLflow registry."""
+
+    def __init__(self, tracking_uri: str, artifact_root: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self.client = configure_mlflow(tracking_uri)
+
+    # Writing -------------------------------------------------------------------------
+    def log_sklearn_model(self, name: str, model: Any, **kwargs: Any) -> ModelVersionInfo:
+        """Log a trained scikit-learn model in a new MLflow run and register it as a version."""
+        honesty = kwargs.pop("honesty", None)
+        description = kwargs.pop("description", "")
+        run_id = self.log_sklearn_run(
+            model, honesty=honesty, run_name=f"{name}-{model.__class__.__name__}", **kwargs
+        )
+        return self.register_from_run(name, run_id, honesty=honesty, description=description)
+
+    def log_sklearn_run(
+        self,
+        model: Any,
+        *,
+        X_sample: Any,
+        honesty: HonestyMetadata | None,
+        run_name: str,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        dataset: Any | None = None,
+        dataset_name: str = "training",
+        experiment: str = DEFAULT_EXPERIMENT,
+        extra_tags: dict[str, str] | None = None,
+    ) -> str:
+        """Log a trained scikit-learn model, its params, metrics, training data and honesty
+        metadata in a new MLflow run; return the run id (registration is a separate step).
+
+        ``honesty=None`` is allowed so that versions without metadata can be represented;
+        the promotion gates block them.
+        """
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        exp_id = ensure_experiment(self.client, experiment, self.artifact_root)
+        tags = dict(extra_tags or {})
+        if honesty is not None:
+            tags.update(honesty.as_tags())
+        commit = git_commit()
+        if commit:
+            tags["git_commit"] = commit
+        with (
+            warnings.catch_warnings(),
+            mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run,
+        ):
+            # Integer class labels make MLflow warn about missing values; labels have none.
+            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer.*")
+            if params:
+                mlflow.log_params(params)
+            if metrics:
+                mlflow.log_metrics(metrics)
+            if dataset is not None:
+                ds = mlflow.data.from_pandas(dataset, name=dataset_name, targets="target")
+                mlflow.log_input(ds, context="training")
+                tags["dataset_digest"] = ds.digest
+                tags["dataset_name"] = dataset_name
+            mlflow.set_tags(tags)
+            signature = infer_signature(X_sample, model.predict(X_sample))
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                pip_requirements=_PIP_REQUIREMENTS,
+                skops_trusted_types=_SKOPS_TRUSTED,
+                signature=signature,
+            )
+        return run.info.run_id
+
+    def register_from_run(
+        self, name: str, run_id: str, *, honesty: HonestyMetadata | None, description: str = ""
+    ) -> ModelVersionInfo:
+        """Register the model a run logged (with its digest and lineage) as a new version."""
+        from mlflow.exceptions import MlflowException
+
+        validate_model_name(name)
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            raise NotFound(f"no MLflow run {run_id}") from exc
+        logged = self.client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}'",
+        )
+        if not logged:
+            raise NotFound(
+                f"run {run_id} logged no model", hint="Log one with mlflow.<flavor>.log_model."
+            )
+        model = logged[0]
+        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+        if honesty is not None:
+            tags.update(honesty.as_tags())
+        tags["artifact_sha256"] = artifact_digest(local_path(model.artifact_location))
+        tags["run_id"] = run_id
+        # The client call, unlike mlflow.register_model, prints nothing to the terminal.
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        mv = self.client.create_model_version(
+            name,
+            source=f"models:/{model.model_id}",
+            run_id=run_id,
+            tags=tags,
+            description=description or None,
+            model_id=model.model_id,
+        )
+        return self.get(name, mv.version)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        if alias not in ALIASES:
+            raise InvalidInput(
+                f"unknown alias {alias!r}", hint=f"Use one of: {', '.join(ALIASES)}."
+            )
+        self.get(name, version)
+        self.client.set_registered_model_alias(name, alias, str(version))
+
+    def set_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        self.get(name, version)
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), key, str(value))
+
+    # Reading -------------------------------------------------------------------------
+    def list_models(self) -> list[dict[str, Any]]:
+        out = []
+        for rm in self.client.search_registered_models(max_results=1000):
+            versions = self.client.search_model_versions(f"name='{rm.name}'", max_results=1000)
+            out.append(
+                {
+                    "name": rm.name,
+                    "latest_version": max((int(v.version) for v in versions), default=None),
+                    "versions": len(versions),
+                    "aliases": dict(rm.aliases or {}),
+                    "description": rm.description or "",
+                }
+            )
+        return sorted(out, key=lambda m: m["name"])
+
+    def list_versions(self, name: str) -> list[ModelVersionInfo]:
+        self._require_model(name)
+        versions = self.client.search_model_versions(f"name='{name}'", max_results=1000)
+        return [self.get(name, v.version) for v in sorted(versions, key=lambda v: int(v.version))]
+
+    def get(self, name: str, version: str | int) -> ModelVersionInfo:
+        """A version by number, or by alias when ``version`` is ``champion``/``challenger``."""
+        from mlflow.exceptions import MlflowException
+
+        validate_model_name(name)
+        self._require_model(name)
+        version = str(version)
+        try:
+            if version in ALIASES:
+                mv = self.client.get_model_version_by_alias(name, version)
+            elif version.isdigit():
+                mv = self.client.get_model_version(name, version)
+            else:
+                raise InvalidInput(
+                    f"invalid version {version!r} for {name}",
+                    hint="Give a version number or one of: champion, challenger.",
+                )
+        except MlflowException as exc:
+            raise NotFound(
+                f"model {name} has no version {version}",
+                hint=f"See `agent models show {name}` for its versions.",
+            ) from exc
+        rm = self.client.get_registered_model(name)
+        aliases = sorted(a for a, v in (rm.aliases or {}).items() if str(v) == str(mv.version))
+        tags = dict(mv.tags or {})
+        logged_uri = mv.source
+        if mv.source.startswith("models:/m-"):
+            logged = self.client.get_logged_model(mv.source.removeprefix("models:/"))
+            logged_uri = logged.artifact_location
+        return ModelVersionInfo(
+            name=name,
+            version=str(mv.version),
+            aliases=aliases,
+            run_id=mv.run_id,
+            source=mv.source,
+            artifact_uri=logged_uri,
+            artifact_sha256=tags.get("artifact_sha256"),
+            status=mv.status,
+            description=mv.description,
+            tags=tags,
+            honesty={k: tags[k] for k in HONESTY_FIELDS if k in tags},
+            missing_honesty=missing_honesty_fields(tags),
+            lineage={
+                k: tags[k]
+                for k in (
+                    "run_id",
+                    "dataset_digest",
+                    "dataset_name",
+                    "git_commit",
+                    "optimized_from",
+                )
+                if k in tags
+            },
+            created_at_ms=int(mv.creation_timestamp or 0),
+        )
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version an alias points at, or None when unset."""
+        self._require_model(name)
+        rm = self.client.get_registered_model(name)
+        v = (rm.aliases or {}).get(alias)
+        return str(v) if v is not None else None
+
+    def verified_local_path(self, info: ModelVersionInfo) -> Path:
+        """The model directory, after checking its SHA-256 against the registered value."""
+        return verify_artifact(info.artifact_uri, info.artifact_sha256, ref=info.ref)
+
+    def load(self, name: str, version: str | int) -> Any:
+        """The pyfunc model, loaded only after its artifact digest checks out."""
+        import mlflow.pyfunc
+
+        info = self.get(name, version)
+        return mlflow.pyfunc.load_model(str(self.verified_local_path(info)))
+
+    def load_sklearn(self, name: str, version: str | int) -> Any:
+        import mlflow.sklearn
+
+        info = self.get(name, version)
+        return mlflow.sklearn.load_model(str(self.verified_local_path(info)))
+
+    def _require_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException as exc:
+            raise NotFound(
+                f"no registered model named {name!r}",
+                hint="See `agent models list` for registered models.",
+            ) from exc
+
+
+def verify_artifact(artifact_uri: str, expected_sha256: str | None, *, ref: str) -> Path:
+    """Refuse to hand out a model directory whose digest differs from the registered one."""
+    if not expected_sha256:
+        raise Conflict(
+            f"{ref} has no recorded artifact SHA-256; refusing to load it",
+            hint="Register models through ModelRegistry so their digest is recorded.",
+        )
+    path = local_path(artifact_uri)
+    actual = artifact_digest(path)
+    if actual != expected_sha256:
+        raise Conflict(
+            f"artifact of {ref} changed since registration (sha256 {actual[:12]}… != {expected_sha256[:12]}…)",
+            hint="The artifact store was modified; re-register the model from its training run.",
+        )
+    return path

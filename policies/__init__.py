@@ -1,0 +1,1 @@
+"""Policies: roles and people (data), authorization, promotion gates, approvals and the audit log."""

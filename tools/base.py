@@ -1,0 +1,97 @@
+"""The tool contract: name, description, input/output models, permission, side-effect class."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, get_type_hints
+
+from pydantic import BaseModel, ConfigDict
+
+SideEffect = Literal["read", "write", "external"]
+
+
+class ToolInput(BaseModel):
+    # Unknown fields are an error, not silently dropped: a model that invents an argument
+    # should hear about it.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolError(BaseModel):
+    code: str
+    message: str
+    hint: str = ""
+
+
+class ToolResult(BaseModel):
+    ok: bool
+    tool: str
+    output: dict[str, Any] | None = None
+    error: ToolError | None = None
+
+    def for_model(self) -> dict[str, Any]:
+        """What an LLM sees: the output, or the error with its hint."""
+        return self.model_dump(exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    input_model: type[ToolInput]
+    output_model: type[BaseModel]
+    permission: str
+    side_effect: SideEffect
+    func: Callable[..., BaseModel]
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+    def openai_spec(self) -> dict[str, Any]:
+        schema = self.json_schema()
+        schema.pop("title", None)
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": schema},
+        }
+
+
+CATALOG: dict[str, Tool] = {}
+
+
+def tool(
+    *, permission: str, side_effect: SideEffect
+) -> Callable[[Callable[..., BaseModel]], Callable[..., BaseModel]]:
+    """Register ``func(call, args: InputModel) -> OutputModel`` as a tool named after the function.
+
+    The first line of the docstring is the description the LLM sees.
+    """
+
+    def register(func: Callable[..., BaseModel]) -> Callable[..., BaseModel]:
+        hints = get_type_hints(func)
+        params = list(inspect.signature(func).parameters)
+        input_model, output_model = hints[params[1]], hints["return"]
+        doc = inspect.getdoc(func) or ""
+        name = func.__name__
+        if name in CATALOG:
+            raise RuntimeError(f"tool {name} registered twice")
+        CATALOG[name] = Tool(
+            name,
+            doc.splitlines()[0] if doc else name,
+            input_model,
+            output_model,
+            permission,
+            side_effect,
+            func,
+        )
+        return func
+
+    return register
+
+
+def load_catalog() -> dict[str, Tool]:
+    """Import every tool module so the catalog is complete."""
+    from tools import deployment_tools, evaluation_tools, promotion_tools, registry_tools  # noqa: F401
+
+    return CATALOG

@@ -1,0 +1,95 @@
+"""Registry tools: list, show and register model versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from core.honesty import HonestyMetadata
+from tools.base import ToolInput, tool
+from tools.context import CallContext
+
+VERSION_PATTERN = r"^([0-9]{1,9}|champion|challenger)$"
+
+
+class ListModelsInput(ToolInput):
+    pass
+
+
+class ListModelsOutput(BaseModel):
+    models: list[dict[str, Any]]
+
+
+@tool(permission="registry:read", side_effect="read")
+def list_models(call: CallContext, args: ListModelsInput) -> ListModelsOutput:
+    """List registered models with their latest version and aliases."""
+    return ListModelsOutput(models=call.services.registry.list_models())
+
+
+class GetModelInput(ToolInput):
+    name: str = Field(min_length=1, max_length=128)
+    version: str | None = Field(
+        default=None,
+        pattern=VERSION_PATTERN,
+        description="Version number or alias; omit for every version.",
+    )
+
+
+class GetModelOutput(BaseModel):
+    name: str
+    versions: list[dict[str, Any]]
+
+
+@tool(permission="registry:read", side_effect="read")
+def get_model(call: CallContext, args: GetModelInput) -> GetModelOutput:
+    """Show a model's versions (or one version) with honesty metadata, lineage and aliases."""
+    reg = call.services.registry
+    versions = [reg.get(args.name, args.version)] if args.version else reg.list_versions(args.name)
+    return GetModelOutput(name=args.name, versions=[v.model_dump() for v in versions])
+
+
+class RegisterModelInput(ToolInput):
+    name: str = Field(min_length=1, max_length=128)
+    run_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="MLflow run that logged the model.")
+    honesty: HonestyMetadata
+    description: str = Field(default="", max_length=2000)
+
+
+class RegisterModelOutput(BaseModel):
+    name: str
+    version: str
+    artifact_sha256: str | None
+    lineage: dict[str, str]
+
+
+@tool(permission="registry:write", side_effect="write")
+def register_model(call: CallContext, args: RegisterModelInput) -> RegisterModelOutput:
+    """Register the model logged in an MLflow run as a new version, with honesty metadata."""
+    info = call.services.registry.register_from_run(
+        args.name, args.run_id, honesty=args.honesty, description=args.description
+    )
+    return RegisterModelOutput(
+        name=info.name,
+        version=info.version,
+        artifact_sha256=info.artifact_sha256,
+        lineage=info.lineage,
+    )
+
+
+class SetChallengerInput(ToolInput):
+    name: str = Field(min_length=1, max_length=128)
+    version: str = Field(pattern=r"^[0-9]{1,9}$")
+
+
+class SetChallengerOutput(BaseModel):
+    name: str
+    version: str
+    alias: str
+
+
+@tool(permission="registry:write", side_effect="write")
+def set_challenger(call: CallContext, args: SetChallengerInput) -> SetChallengerOutput:
+    """Mark a version as the challenger (the champion alias moves only through an approved promotion)."""
+    call.services.registry.set_alias(args.name, "challenger", args.version)
+    return SetChallengerOutput(name=args.name, version=args.version, alias="challenger")
