@@ -18,7 +18,7 @@ from core.errors import InvalidInput
 INPUT_NAME = "input"
 # Converters we know how to call, keyed by the top-level module of the model's class.
 _BOOSTING_LIBRARIES = ("xgboost", "lightgbm")
-ONNXMLTOOLS_REQUIREMENT = "onnxmltools>=1.12"
+ONNXMLTOOLS_REQUIREMENT = "onnxmltools>=1.16"
 
 Task = Literal["classification", "regression"]
 

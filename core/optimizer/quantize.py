@@ -24,8 +24,8 @@ DEFAULT_QUANTIZED_SCORE_TOLERANCE = 0.05
 DEFAULT_QUANTIZED_MIN_LABEL_AGREEMENT = 0.99
 # (per_channel, reduce_range) settings tried; the one with the best parity is kept.
 # reduce_range (7-bit weights) matters on x86 CPUs without VNNI: the u8*s8 kernel sums pairs
-# into int16 and saturates with full-range weights, which showed up here as 5x larger
-# probability errors on an MLP (AMD EPYC, AVX2 only).
+# into int16 and saturates with full-range weights. On this AVX2-only machine an MLP's
+# probability error ranged from 0.026 to 0.34 across these four settings.
 QUANTIZATION_VARIANTS: tuple[tuple[bool, bool], ...] = (
     (False, False),
     (False, True),

@@ -1,0 +1,123 @@
+"""Shared fixtures: a temp MODELOPS_HOME per test, a wired runtime, trained models,
+PostgreSQL when reachable (tests marked ``pg``), and the scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import scripted_llm  # noqa: F401  (fixture)
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+PG_ADMIN_URL = os.environ.get("MODELOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MODEL = "breast-cancer-classifier"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Isolated state: MODELOPS_HOME under tmp, cwd = tmp, no identity or LLM from the env."""
+    for var in ("MODELOPS_USER", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MODELOPS_STATE_DB_URL",
+                "MODELOPS_TRACKING_URI", "MODELOPS_CONFIG", "MODELOPS_GRAPHS_DB"):
+        monkeypatch.delenv(var, raising=False)
+    h = tmp_path / "home"
+    monkeypatch.setenv("MODELOPS_HOME", str(h))
+    monkeypatch.chdir(tmp_path)
+    return h
+
+
+@pytest.fixture
+def rt(home: Path):
+    """A runtime (services + dispatcher + promotion workflow) on the temp home."""
+    from agents.runtime import build_runtime
+    from core.settings import load_settings
+
+    runtime = build_runtime(load_settings())
+    yield runtime
+    deployments = runtime.services.deployments
+    for name in deployments.list_deployments():
+        deployments.stop_gateway(name)
+
+
+@pytest.fixture(scope="session")
+def bc_data():
+    from core.training import load_breast_cancer_split
+
+    return load_breast_cancer_split()
+
+
+@pytest.fixture(scope="session")
+def trained(bc_data):
+    from core.training import train_quickstart_models
+
+    return train_quickstart_models(bc_data)
+
+
+@pytest.fixture
+def registered(rt, bc_data, trained) -> dict:
+    """Both quickstart models logged and registered (v1 logistic regression, v2 random forest)
+    through the register_model tool as dana, plus the holdout CSV under MODELOPS_HOME."""
+    from core.training import write_holdout_csv
+
+    holdout = write_holdout_csv(bc_data, rt.settings.home_dir / "data" / "holdout.csv")
+    dana = rt.services.policy.human("dana")
+    versions = []
+    for t in trained:
+        run_id = rt.services.registry.log_sklearn_run(
+            t.model, X_sample=bc_data.train[bc_data.feature_names].head(3), honesty=t.honesty,
+            run_name=t.kind, dataset=bc_data.train,
+        )
+        out = rt.dispatcher.call_or_raise(dana, "register_model", {
+            "name": MODEL, "run_id": run_id, "honesty": t.honesty.model_dump(mode="json")})
+        versions.append(out["version"])
+    return {"name": MODEL, "versions": versions, "holdout": str(holdout), "rt": rt,
+            "row": bc_data.holdout[bc_data.feature_names].iloc[0].tolist()}
+
+
+def _pg_database() -> Iterator[str]:
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[pg]')")
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        reason = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}".splitlines()[0]
+        if os.environ.get("MODELOPS_REQUIRE_PG") == "1":
+            pytest.fail(reason)  # CI provides PostgreSQL: a pg test must not silently skip there
+        pytest.skip(reason)
+    name = f"modelops_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        from sqlalchemy import create_engine  # noqa: F401 - engines are cached per URL; drop them first
+
+        from core.state import get_engine
+
+        for url in [f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)]:
+            try:
+                get_engine(url).dispose()
+            except Exception as exc:  # report, but still drop the database
+                print(f"engine dispose failed: {exc}")
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (skips with the reason when unreachable)."""
+    yield from _pg_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def state_db_url(request, tmp_path: Path) -> Iterator[str]:
+    """The state DB URL on SQLite and, for tests marked pg, on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        yield from _pg_database()
