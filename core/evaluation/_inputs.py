@@ -10,8 +10,11 @@ import pandas as pd
 from core.errors import InvalidInput
 
 
-def as_1d(name: str, values: Any) -> np.ndarray:
-    """A 1-D numpy array, accepting lists, Series and single-column 2-D arrays."""
+def as_1d(name: str, values: Any, dtype: Any = None) -> np.ndarray:
+    """A 1-D numpy array, accepting lists, Series and single-column 2-D arrays.
+
+    ``dtype=object`` keeps a list's values as they are (numpy would turn ["a", 3] into strings).
+    """
     if values is None:
         raise InvalidInput(f"{name} is required")
     if isinstance(values, pd.DataFrame):
@@ -24,9 +27,9 @@ def as_1d(name: str, values: Any) -> np.ndarray:
     if isinstance(values, pd.Series):
         # pandas extension arrays (Int64, string) become object arrays with pd.NA;
         # to_numpy keeps plain numeric dtypes as they are.
-        arr = values.to_numpy()
+        arr = values.to_numpy(dtype=dtype)
     else:
-        arr = np.asarray(values)
+        arr = np.asarray(values, dtype=dtype)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
@@ -91,7 +94,7 @@ def numeric_array(name: str, arr: np.ndarray) -> np.ndarray:
         bad = np.arange(min(len(arr), 5))
         example = arr[0] if len(arr) else None
     raise InvalidInput(
-        f"{name} must be numeric, but {describe_rows(bad)} are not (e.g. {example!r})",
+        f"{name} must be numeric, but {describe_rows(bad)} are not (e.g. {json_label(example)!r})",
         hint="Regression needs numeric targets and predictions; encode or drop text values.",
     )
 

@@ -91,7 +91,7 @@ def _map_to_classes(values: np.ndarray, classes: np.ndarray, name: str) -> np.nd
         ) from exc
     if len(bad):
         raise InvalidInput(
-            f"{name} contains label {values[bad[0]]!r} that is not in labels "
+            f"{name} contains label {json_label(values[bad[0]])!r} that is not in labels "
             f"{[json_label(c) for c in classes]} ({describe_rows(bad)})",
             hint="Pass the model's full class list as labels, or fix the label values.",
         )
@@ -256,9 +256,7 @@ def confusion_metrics(cm: np.ndarray, pos_index: int | None) -> dict[str, np.nda
     return out
 
 
-def confusion_reason(
-    name: str, cm: np.ndarray, classes: np.ndarray, pos_index: int | None
-) -> str:
+def confusion_reason(name: str, cm: np.ndarray, classes: np.ndarray, pos_index: int | None) -> str:
     """Why metric ``name`` is undefined for one (k, k) confusion matrix."""
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)
@@ -275,10 +273,14 @@ def confusion_reason(
         return f"no positive labels and no positive predictions (class {pos!r})"
     base = name.split("_")[0]
     never_predicted = [
-        json_label(c) for c, s, p in zip(classes, support, predicted, strict=True) if s > 0 and p == 0
+        json_label(c)
+        for c, s, p in zip(classes, support, predicted, strict=True)
+        if s > 0 and p == 0
     ]
     never_labeled = [
-        json_label(c) for c, s, p in zip(classes, support, predicted, strict=True) if p > 0 and s == 0
+        json_label(c)
+        for c, s, p in zip(classes, support, predicted, strict=True)
+        if p > 0 and s == 0
     ]
     if base == "precision":
         return f"precision undefined for classes never predicted: {never_predicted}"
@@ -333,7 +335,9 @@ def prepare_scores(y_score: Any, n: int, enc: EncodedLabels) -> Scores:
     out = Scores(s)
     finite = np.isfinite(s) if s.ndim == 1 else np.isfinite(s).all(axis=1)
     if not finite.all():
-        out.problem = f"y_score contains NaN or infinite values in {describe_rows(np.flatnonzero(~finite))}"
+        out.problem = (
+            f"y_score contains NaN or infinite values in {describe_rows(np.flatnonzero(~finite))}"
+        )
         return out
     lo, hi = float(s.min()), float(s.max())
     if lo < 0 or hi > 1:

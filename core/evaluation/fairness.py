@@ -41,16 +41,29 @@ class GroupCodes:
         return len(self.names)
 
 
-def _as_frame(sensitive_features: Any, n: int, features_df: pd.DataFrame | None) -> pd.DataFrame:
-    if isinstance(sensitive_features, str) or (
-        isinstance(sensitive_features, list | tuple)
-        and sensitive_features
+def _names_columns(sensitive_features: Any, n: int, features_df: pd.DataFrame | None) -> bool:
+    """A str names a column; a list of str names columns only next to a features_df (and when
+    it is not one value per row), otherwise it is the values themselves."""
+    if isinstance(sensitive_features, str):
+        return True
+    return (
+        features_df is not None
+        and isinstance(sensitive_features, list | tuple)
+        and len(sensitive_features) != n
         and all(isinstance(c, str) for c in sensitive_features)
-    ):
-        names = [sensitive_features] if isinstance(sensitive_features, str) else list(sensitive_features)
+    )
+
+
+def _as_frame(sensitive_features: Any, n: int, features_df: pd.DataFrame | None) -> pd.DataFrame:
+    if _names_columns(sensitive_features, n, features_df):
+        names = (
+            [sensitive_features]
+            if isinstance(sensitive_features, str)
+            else list(sensitive_features)
+        )
         if features_df is None:
             raise InvalidInput(
-                f"sensitive feature columns {names} were named but no features_df was given",
+                f"sensitive feature column {names[0]!r} was named but no features_df was given",
                 hint="Pass features_df=<DataFrame of the evaluation rows>, or pass the values.",
             )
         unknown = [c for c in names if c not in features_df.columns]
@@ -71,7 +84,9 @@ def _as_frame(sensitive_features: Any, n: int, features_df: pd.DataFrame | None)
         if arr.ndim == 1:
             frame = pd.DataFrame({"sensitive_feature": arr})
         elif arr.ndim == 2:
-            frame = pd.DataFrame(arr, columns=[f"sensitive_feature_{i}" for i in range(arr.shape[1])])
+            frame = pd.DataFrame(
+                arr, columns=[f"sensitive_feature_{i}" for i in range(arr.shape[1])]
+            )
         else:
             raise InvalidInput(f"sensitive_features must be 1-D or 2-D, got shape {arr.shape}")
     if len(frame) != n:
@@ -82,7 +97,9 @@ def _as_frame(sensitive_features: Any, n: int, features_df: pd.DataFrame | None)
     return frame
 
 
-def group_codes(sensitive_features: Any, n: int, features_df: pd.DataFrame | None = None) -> GroupCodes:
+def group_codes(
+    sensitive_features: Any, n: int, features_df: pd.DataFrame | None = None
+) -> GroupCodes:
     """Integer group codes; several columns give intersectional groups ("a=x, b=y")."""
     frame = _as_frame(sensitive_features, n, features_df)
     columns = [str(c) for c in frame.columns]
@@ -151,7 +168,10 @@ def fairness_from_classification(
     present = counts > 0
     result = FairnessResult(
         sensitive_columns=groups.columns,
-        groups=[GroupMetrics(group=name, count=int(c)) for name, c in zip(groups.names, counts, strict=True)],
+        groups=[
+            GroupMetrics(group=name, count=int(c))
+            for name, c in zip(groups.names, counts, strict=True)
+        ],
     )
     for i in np.flatnonzero(~present):
         result.notes.append(f"group {groups.names[i]!r} has no rows; it is left out of disparities")
@@ -186,8 +206,12 @@ def fairness_from_classification(
                 result.unavailable["demographic_parity_ratio"] = result.unavailable[
                     "demographic_parity_difference"
                 ]
-            tpr_gap = _spread(result, "equal_opportunity_difference", values["recall"], present, groups)
-            fpr_gap = _spread(result, "false_positive_rate_difference", values["fpr"], present, groups)
+            tpr_gap = _spread(
+                result, "equal_opportunity_difference", values["recall"], present, groups
+            )
+            fpr_gap = _spread(
+                result, "false_positive_rate_difference", values["fpr"], present, groups
+            )
             if tpr_gap is None or fpr_gap is None:
                 why = [
                     result.unavailable.get(k)
@@ -205,7 +229,11 @@ def fairness_from_classification(
             if enc.pos_problem is None
             else enc.pos_problem
         )
-        for name in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference"):
+        for name in (
+            "demographic_parity_difference",
+            "demographic_parity_ratio",
+            "equalized_odds_difference",
+        ):
             result.unavailable.setdefault(name, reason)
     _group_score_metrics(out, groups, result, present, calibration_bins)
     return result
@@ -238,7 +266,9 @@ def _group_score_metrics(
     size = G * n_bins
     counts = np.bincount(flat, minlength=size).reshape(G, n_bins).astype(np.float64)
     prob_sums = np.bincount(flat, weights=sc.values, minlength=size).reshape(G, n_bins)
-    true_sums = np.bincount(flat, weights=is_pos.astype(np.float64), minlength=size).reshape(G, n_bins)
+    true_sums = np.bincount(flat, weights=is_pos.astype(np.float64), minlength=size).reshape(
+        G, n_bins
+    )
     eces = np.full(G, np.nan)
     for g in np.flatnonzero(present):
         cal = calibration_from_bins("positive_class", n_bins, counts[g], prob_sums[g], true_sums[g])
@@ -258,19 +288,27 @@ def _fairness_from_rows(
     present = counts > 0
     result = FairnessResult(
         sensitive_columns=groups.columns,
-        groups=[GroupMetrics(group=name, count=int(c)) for name, c in zip(groups.names, counts, strict=True)],
+        groups=[
+            GroupMetrics(group=name, count=int(c))
+            for name, c in zip(groups.names, counts, strict=True)
+        ],
     )
     for i in np.flatnonzero(~present):
         result.notes.append(f"group {groups.names[i]!r} has no rows; it is left out of disparities")
         result.groups[i].unavailable["all"] = "no rows in this group"
-    for name in ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference"):
+    for name in (
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+    ):
         result.unavailable[name] = f"defined for binary classification only (task is {what})"
     if problem:
         result.unavailable["all"] = problem
         return result
     with np.errstate(divide="ignore", invalid="ignore"):
         means = {
-            name: np.bincount(groups.codes, weights=v, minlength=G) / counts for name, v in rows.items()
+            name: np.bincount(groups.codes, weights=v, minlength=G) / counts
+            for name, v in rows.items()
         }
     for name, v in means.items():
         for g in np.flatnonzero(present):
@@ -283,7 +321,12 @@ def fairness_from_regression(out: RegressionOutcome, groups: GroupCodes) -> Fair
     rows: dict[str, np.ndarray] = {}
     if out.y_pred is not None:
         err = out.y_pred - out.y_true
-        rows = {"mae": np.abs(err), "mse": err**2, "mean_prediction": out.y_pred, "mean_target": out.y_true}
+        rows = {
+            "mae": np.abs(err),
+            "mse": err**2,
+            "mean_prediction": out.y_pred,
+            "mean_target": out.y_true,
+        }
     result = _fairness_from_rows(groups, rows, out.pred_problem, "regression")
     for gm in result.groups:
         if "mse" in gm.metrics:
@@ -320,14 +363,23 @@ def fairness_report(
     """
     if task == "classification":
         out = compute_classification(
-            y_true, y_pred, y_score, labels=labels, pos_label=pos_label, calibration_bins=calibration_bins
+            y_true,
+            y_pred,
+            y_score,
+            labels=labels,
+            pos_label=pos_label,
+            calibration_bins=calibration_bins,
         )
         groups = group_codes(sensitive_features, len(out.enc.true_codes), features_df)
         return fairness_from_classification(out, groups, calibration_bins)
     if task == "regression":
         reg = compute_regression(y_true, y_pred)
-        return fairness_from_regression(reg, group_codes(sensitive_features, len(reg.y_true), features_df))
+        return fairness_from_regression(
+            reg, group_codes(sensitive_features, len(reg.y_true), features_df)
+        )
     if task == "text":
         txt = compute_text(y_true, y_pred)
-        return fairness_from_text(txt, group_codes(sensitive_features, len(txt.references), features_df))
+        return fairness_from_text(
+            txt, group_codes(sensitive_features, len(txt.references), features_df)
+        )
     raise InvalidInput(f"unknown task {task!r}", hint="Use classification, regression or text.")

@@ -52,7 +52,12 @@ def _check_kind(kind: str) -> None:
 
 
 def register_builtin(
-    name: str, kind: str, *, higher_is_better: bool | None, needs_score: bool = False, description: str
+    name: str,
+    kind: str,
+    *,
+    higher_is_better: bool | None,
+    needs_score: bool = False,
+    description: str,
 ) -> None:
     """Declare a metric computed by the task module itself (so lookups and listings know it)."""
     _REGISTRY[(kind, name)] = MetricSpec(

@@ -36,7 +36,9 @@ class RegressionOutcome:
     unavailable: dict[str, str] = field(default_factory=dict)
 
 
-def prepare_regression(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+def prepare_regression(
+    y_true: Any, y_pred: Any
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     """Float arrays; bad targets raise, non-finite predictions become a stated problem."""
     t = numeric_array("y_true", as_1d("y_true", y_true))
     p = numeric_array("y_pred", as_1d("y_pred", y_pred))

@@ -110,7 +110,9 @@ class SliceAnalysis(BaseModel):
     overall_error: float
     min_slice_size: int
     slices: list[Slice] = Field(description="Worst first.")
-    skipped_small: int = Field(description="Slices ignored for having fewer than min_slice_size rows.")
+    skipped_small: int = Field(
+        description="Slices ignored for having fewer than min_slice_size rows."
+    )
     features: list[str]
 
 

@@ -93,7 +93,9 @@ def worst_slices(
         series = features_df[by_name[name]]
         split = None
         if series.dtype.kind in "iuf":
-            split = _numeric_slices(name, series.to_numpy(dtype=np.float64, na_value=np.nan), n_bins)
+            split = _numeric_slices(
+                name, series.to_numpy(dtype=np.float64, na_value=np.nan), n_bins
+            )
         codes, info = split if split is not None else _category_slices(name, series)
         # Shift so "missing" (-1) becomes code 0 and gets its own slice.
         shifted = codes + 1
@@ -107,7 +109,13 @@ def worst_slices(
                 continue
             error = float(sums[code] / counts[code])
             found.append(
-                Slice(feature=name, count=int(counts[code]), error=error, lift=error - overall, **info[code])
+                Slice(
+                    feature=name,
+                    count=int(counts[code]),
+                    error=error,
+                    lift=error - overall,
+                    **info[code],
+                )
             )
     found.sort(key=lambda s: (-s.error, -s.count))
     return SliceAnalysis(

@@ -50,8 +50,8 @@ def _check_strings(name: str, arr: np.ndarray) -> None:
 
 
 def prepare_text(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray | None, str | None]:
-    refs = as_1d("y_true", y_true).astype(object)
-    preds = as_1d("y_pred", y_pred).astype(object)
+    refs = as_1d("y_true", y_true, dtype=object)
+    preds = as_1d("y_pred", y_pred, dtype=object)
     check_lengths(len(refs), y_pred=preds)
     if len(refs) == 0:
         raise InvalidInput("the evaluation set is empty", hint="Evaluate on at least one row.")
