@@ -110,6 +110,7 @@ class ModelRegistry:
         metrics: dict[str, float] | None = None,
         dataset: Any | None = None,
         dataset_name: str = "training",
+        eval_datasets: dict[str, Any] | None = None,
         experiment: str = DEFAULT_EXPERIMENT,
         extra_tags: dict[str, str] | None = None,
     ) -> str:
@@ -145,6 +146,13 @@ class ModelRegistry:
                 mlflow.log_input(ds, context="training")
                 tags["dataset_digest"] = ds.digest
                 tags["dataset_name"] = dataset_name
+                _log_frame(dataset, dataset_name)
+            for eval_name, frame in (eval_datasets or {}).items():
+                mlflow.log_input(
+                    mlflow.data.from_pandas(frame, name=eval_name, targets="target"),
+                    context="evaluation",
+                )
+                _log_frame(frame, eval_name)
             mlflow.set_tags(tags)
             signature = infer_signature(X_sample, model.predict(X_sample))
             mlflow.sklearn.log_model(
@@ -153,6 +161,59 @@ class ModelRegistry:
                 pip_requirements=_PIP_REQUIREMENTS,
                 skops_trusted_types=_SKOPS_TRUSTED,
                 signature=signature,
+            )
+        return run.info.run_id
+
+    def log_onnx_run(
+        self,
+        onnx_model: bytes | str | Path,
+        *,
+        n_features: int,
+        run_name: str,
+        tags: dict[str, str],
+        artifacts: list[Path] | None = None,
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        experiment: str = DEFAULT_EXPERIMENT,
+    ) -> str:
+        """Log an ONNX graph (``mlflow.onnx`` flavor) with tags, metrics and extra artifacts
+        (e.g. an optimization report) in a new run; return the run id. Register it with
+        ``register_from_run``, which records the artifact's SHA-256 like any other version."""
+        import mlflow
+        import mlflow.onnx
+        import numpy as np
+        import onnx
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        proto = onnx.load_from_string(
+            onnx_model if isinstance(onnx_model, bytes) else Path(onnx_model).read_bytes()
+        )
+        signature = ModelSignature(
+            inputs=Schema(
+                [TensorSpec(np.dtype(np.float32), (-1, n_features), proto.graph.input[0].name)]
+            )
+        )
+        exp_id = ensure_experiment(self.client, experiment, self.artifact_root)
+        all_tags = dict(tags)
+        commit = git_commit()
+        if commit:
+            all_tags.setdefault("git_commit", commit)
+        with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
+            if params:
+                mlflow.log_params(params)
+            if metrics:
+                mlflow.log_metrics(metrics)
+            mlflow.set_tags(all_tags)
+            for path in artifacts or []:
+                mlflow.log_artifact(str(path), artifact_path="optimization")
+            mlflow.onnx.log_model(
+                proto,
+                name="model",
+                pip_requirements=["onnxruntime", "onnx", "numpy"],
+                signature=signature,
+                onnx_execution_providers=["CPUExecutionProvider"],
+                save_as_external_data=False,
             )
         return run.info.run_id
 
@@ -196,6 +257,23 @@ class ModelRegistry:
             model_id=model.model_id,
         )
         return self.get(name, mv.version)
+
+    def logged_dataset_path(self, name: str, version: str, dataset_name: str) -> Path:
+        """A dataset logged with the version's training run (``datasets/<name>.parquet``)."""
+        if not _NAME_RE.match(dataset_name):
+            raise InvalidInput(f"invalid dataset name {dataset_name!r}")
+        info = self.get(name, version)
+        if not info.run_id:
+            raise NotFound(f"{info.ref} has no training run, so no logged datasets")
+        run = self.client.get_run(info.run_id)
+        path = local_path(f"{run.info.artifact_uri}/datasets/{dataset_name}.parquet")
+        if not path.is_file():
+            logged = [i.dataset.name for i in run.inputs.dataset_inputs]
+            raise NotFound(
+                f"{info.ref}'s run logged no dataset {dataset_name!r}",
+                hint=f"Logged datasets: {', '.join(logged) or 'none'}.",
+            )
+        return path
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         if alias not in ALIASES:
@@ -321,6 +399,18 @@ class ModelRegistry:
                 f"no registered model named {name!r}",
                 hint="See `agent models list` for registered models.",
             ) from exc
+
+
+def _log_frame(frame: Any, name: str) -> None:
+    """Keep the rows themselves (MLflow's dataset input records only schema and digest)."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.parquet"
+        frame.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="datasets")
 
 
 def verify_artifact(artifact_uri: str, expected_sha256: str | None, *, ref: str) -> Path:

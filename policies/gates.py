@@ -53,6 +53,11 @@ def thresholds_for(thresholds: dict[str, Any], model_name: str) -> dict[str, Any
     return merged
 
 
+def comparison_params(limits: dict[str, Any]) -> dict[str, Any]:
+    """Bootstrap parameters for the champion comparison (core.evaluation.ComparisonParams)."""
+    return {**limits["comparison"], "primary_metric": limits["primary_metric"]}
+
+
 def check_promotion(evidence: dict[str, Any], thresholds: dict[str, Any]) -> GateReport:
     """Gates over a promotion's evidence (see agents.promotion for its shape)."""
     cand = evidence["candidate"]
@@ -133,28 +138,36 @@ def check_promotion(evidence: dict[str, Any], thresholds: dict[str, Any]) -> Gat
             )
 
     champ = evidence.get("champion")
-    primary = limits["primary_metric"]
-    if champ and champ.get("version") != cand.get("version"):
-        c_val, ch_val = metrics.get(primary), champ.get("metrics", {}).get(primary)
-        if c_val is None or ch_val is None:
+    if champ:
+        comp = champ.get("comparison") or {}
+        verdict = comp.get("verdict")
+        label = f"vs champion v{champ['version']} ({limits['primary_metric']}, paired bootstrap)"
+        if verdict is None:
+            checks.append(
+                GateCheck(
+                    name="vs_champion", passed=False, message=f"{label}: no comparison was measured"
+                )
+            )
+        elif verdict == "worse":
+            checks.append(
+                GateCheck(
+                    name="vs_champion", passed=False, message=f"{label}: worse. {comp['reason']}"
+                )
+            )
+        elif verdict == "inconclusive":
+            block = bool(limits.get("block_inconclusive", False))
             checks.append(
                 GateCheck(
                     name="vs_champion",
-                    passed=False,
-                    message=f"cannot compare {primary} with champion v{champ['version']}: not measured on both",
+                    passed=not block,
+                    warning=not block,
+                    message=f"{label}: inconclusive. {comp['reason']}",
                 )
             )
         else:
-            tol = float(limits["champion_tolerance"])
-            ok = c_val >= ch_val - tol
             checks.append(
                 GateCheck(
-                    name="vs_champion",
-                    passed=ok,
-                    message=(
-                        f"{primary} {c_val:.4f} vs champion v{champ['version']} {ch_val:.4f} "
-                        f"({'within' if ok else 'worse than'} tolerance {tol})"
-                    ),
+                    name="vs_champion", passed=True, message=f"{label}: better. {comp['reason']}"
                 )
             )
     return GateReport(passed=all(c.passed for c in checks), checks=checks)

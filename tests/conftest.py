@@ -68,7 +68,7 @@ def registered(rt, bc_data, trained) -> dict:
     for t in trained:
         run_id = rt.services.registry.log_sklearn_run(
             t.model, X_sample=bc_data.train[bc_data.feature_names].head(3), honesty=t.honesty,
-            run_name=t.kind, dataset=bc_data.train,
+            run_name=t.kind, dataset=bc_data.train, eval_datasets={"holdout": bc_data.holdout},
         )
         out = rt.dispatcher.call_or_raise(dana, "register_model", {
             "name": MODEL, "run_id": run_id, "honesty": t.honesty.model_dump(mode="json")})

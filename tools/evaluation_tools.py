@@ -1,38 +1,109 @@
-"""Evaluation tools: measure a registered version on a dataset; record QA validation verdicts."""
+"""Evaluation tools: measure a registered version on a dataset (full report, fairness,
+champion comparison), show stored evaluations, and record QA validation verdicts."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from core.errors import InvalidInput
-from policies.gates import thresholds_for
+from core.errors import InvalidInput, NotFound
+from policies.gates import comparison_params, thresholds_for
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.registry_tools import VERSION_PATTERN
 
-
-class EvaluateModelInput(ToolInput):
-    name: str = Field(min_length=1, max_length=128)
-    version: str = Field(pattern=VERSION_PATTERN)
-    dataset: str = Field(
-        min_length=1, max_length=1024, description="CSV with feature columns and the target."
-    )
-    target: str = Field(default="target", min_length=1, max_length=256)
+EVAL_EXPERIMENT = "modelops-evaluations"
+MODEL_ID = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})(?:@(?P<alias>champion|challenger)|/(?P<version>[0-9]{1,9}))$"
+)
+LOGGED = "logged:"
 
 
-class EvaluateModelOutput(BaseModel):
+def parse_model_id(model_id: str) -> tuple[str, str]:
+    """``name@alias`` or ``name/version`` -> (name, version-or-alias)."""
+    m = MODEL_ID.match(model_id)
+    if not m:
+        raise InvalidInput(
+            f"invalid model_id {model_id!r}",
+            hint="Use NAME@champion, NAME@challenger or NAME/VERSION.",
+        )
+    return m["name"], m["alias"] or m["version"]
+
+
+@dataclass
+class LoadedEvaluationSet:
+    frame: Any  # the whole table: model features, target and any extra (sensitive) columns
+    source: dict[str, Any]
+
+
+def load_evaluation_set(
+    services: Services, name: str, version: str, dataset: str, target: str
+) -> LoadedEvaluationSet:
+    """A file under the working directory / MODELOPS_HOME, or ``logged:NAME`` from the version's run."""
+    from core.evaluation.data import load_dataset
+
+    if dataset.startswith(LOGGED):
+        path = services.registry.logged_dataset_path(name, version, dataset[len(LOGGED) :])
+        roots = [path.parent]
+    else:
+        path, roots = Path(dataset), services.allowed_roots()
+    X, y = load_dataset(path, target=target, allowed_roots=roots)
+    resolved = path if path.is_absolute() else (Path.cwd() / path).resolve()
+    source = {
+        "path": dataset if dataset.startswith(LOGGED) else str(resolved),
+        "sha256": hashlib.sha256(resolved.read_bytes()).hexdigest(),
+        "rows": len(y),
+    }
+    return LoadedEvaluationSet(X.assign(**{target: y}), source)
+
+
+def _predict(model: Any, frame: Any, target: str) -> tuple[Any, Any]:
+    import pandas as pd
+
+    features = list(getattr(model, "feature_names_in_", [c for c in frame.columns if c != target]))
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise InvalidInput(
+            f"the dataset lacks feature columns the model needs: {', '.join(map(str, missing[:10]))}"
+        )
+    X = frame[features]
+    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(X[c])]
+    if non_numeric:
+        raise InvalidInput(f"non-numeric feature columns: {', '.join(map(str, non_numeric[:10]))}")
+    nan_rows = X.isna().any(axis=1).to_numpy().nonzero()[0]
+    if len(nan_rows):
+        cols = X.columns[X.isna().any()].tolist()
+        raise InvalidInput(
+            f"missing values in {', '.join(map(str, cols[:10]))} (first at data row {nan_rows[0] + 1})"
+        )
+    score = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+    if score is not None and score.shape[1] == 2:
+        score = score[:, 1]
+    return model.predict(X), score
+
+
+class EvaluationRun(BaseModel):
     name: str
     version: str
     dataset: dict[str, Any]
     n: int
     metrics: dict[str, float]
     unavailable: dict[str, str]
-    evaluation_run_id: str | None
+    champion_version: str | None = None
+    comparison: dict[str, Any] | None = None
+    fairness: dict[str, Any] | None = None
+    worst_slices: list[dict[str, Any]] = []
+    best_thresholds: dict[str, Any] = {}
+    evaluation_id: str | None = None
+    report_files: list[str] = []
 
 
 def evaluate_version(
@@ -42,101 +113,193 @@ def evaluate_version(
     dataset: str,
     target: str = "target",
     *,
+    metrics: list[str] | None = None,
+    sensitive_features: list[str] | None = None,
+    compare: bool = True,
     log_run: bool = True,
-) -> EvaluateModelOutput:
-    """Load the version (digest-checked), predict on the dataset, compute metrics."""
-    import pandas as pd
-
-    from core.evaluation.basic import classification_metrics
+) -> EvaluationRun:
+    """Load the version (digest-checked), predict on the dataset, evaluate like a reviewer."""
+    from core.evaluation import Predictions, evaluate
 
     reg = services.registry
     info = reg.get(name, version)
-    path = services.resolve_data_path(dataset)
-    frame = _read_table(path)
-    if target not in frame.columns:
-        raise InvalidInput(
-            f"target column {target!r} not in {path.name}",
-            hint=f"Columns: {', '.join(map(str, frame.columns[:20]))}.",
-        )
-    model = reg.load_sklearn(info.name, info.version)
-    features = list(getattr(model, "feature_names_in_", [c for c in frame.columns if c != target]))
-    unknown = [c for c in features if c not in frame.columns]
-    if unknown:
-        raise InvalidInput(
-            f"{path.name} lacks feature columns the model needs: {', '.join(unknown[:10])}"
-        )
-    X = frame[features]
-    bad = X.columns[X.isna().any()].tolist() + ([target] if frame[target].isna().any() else [])
-    if bad:
-        row = int(frame[bad].isna().any(axis=1).to_numpy().argmax())
-        raise InvalidInput(
-            f"{path.name} has missing values in {', '.join(map(str, bad[:10]))} (first at row {row + 2})"
-        )
-    if not all(pd.api.types.is_numeric_dtype(X[c]) for c in features):
-        cols = [c for c in features if not pd.api.types.is_numeric_dtype(X[c])]
-        raise InvalidInput(f"non-numeric feature columns: {', '.join(cols[:10])}")
-    y = frame[target].to_numpy()
-    score = (
-        model.predict_proba(X)[:, 1]
-        if hasattr(model, "predict_proba") and len(set(y)) <= 2
-        else None
+    data = load_evaluation_set(services, info.name, info.version, dataset, target)
+    frame = data.frame
+    for col in sensitive_features or []:
+        if col not in frame.columns or col == target:
+            raise InvalidInput(
+                f"sensitive feature column {col!r} is not in the dataset",
+                hint=f"Columns: {', '.join(map(str, frame.columns[:30]))}.",
+            )
+    y_pred, y_score = _predict(reg.load_sklearn(info.name, info.version), frame, target)
+    champion, champ_v = None, reg.alias_version(info.name, "champion") if compare else None
+    if champ_v and champ_v != info.version:
+        champion = Predictions(*_predict(reg.load_sklearn(info.name, champ_v), frame, target))
+    limits = thresholds_for(services.thresholds, info.name)
+    result = evaluate(
+        "classification",
+        frame[target].to_numpy(),
+        y_pred,
+        y_score,
+        metrics=metrics,
+        sensitive_features=list(sensitive_features) if sensitive_features else None,
+        features_df=frame.drop(columns=[target]),
+        champion=champion,
+        comparison_params=comparison_params(limits) if champion is not None else None,
     )
-    res = classification_metrics(y, model.predict(X), score)
-    ds = {
-        "path": str(path),
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "rows": len(frame),
-    }
-    run_id = (
-        _log_evaluation(services, info.name, info.version, ds, res["metrics"]) if log_run else None
-    )
-    return EvaluateModelOutput(
+    run = EvaluationRun(
         name=info.name,
         version=info.version,
-        dataset=ds,
-        n=res["n"],
-        metrics=res["metrics"],
-        unavailable=res["unavailable"],
-        evaluation_run_id=run_id,
+        dataset={**data.source, "target": target},
+        n=result.n,
+        metrics=result.metrics,
+        unavailable=result.unavailable,
+        champion_version=champ_v if champion is not None else None,
+        comparison=_comparison_summary(result.comparison),
+        fairness=result.fairness.model_dump(
+            mode="json",
+            include={"sensitive_columns", "metrics", "unavailable", "groups"},
+            exclude={"groups": {"__all__": {"calibration"}}},
+        )
+        if result.fairness
+        else None,
+        worst_slices=[
+            s.model_dump(mode="json") for s in (result.slices.slices[:5] if result.slices else [])
+        ],
+        best_thresholds={
+            k: v.model_dump(mode="json")
+            for k, v in (result.thresholds.best.items() if result.thresholds else [])
+        },
     )
+    if log_run:
+        _log(services, run, result)
+    return run
 
 
-def _read_table(path: Path) -> Any:
-    import pandas as pd
+def _comparison_summary(comp: Any) -> dict[str, Any] | None:
+    if comp is None:
+        return None
+    return {
+        "verdict": comp.verdict,
+        "reason": comp.reason,
+        "primary_metric": comp.primary_metric,
+        "confidence": comp.confidence,
+        "n_boot": comp.n_boot,
+        "per_metric": {
+            k: {
+                "difference": m.difference,
+                "ci_low": m.ci_low,
+                "ci_high": m.ci_high,
+                "verdict": m.verdict,
+            }
+            for k, m in comp.per_metric.items()
+        },
+    }
 
-    try:
-        return pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot parse {path.name} as CSV: {exc}") from exc
 
-
-def _log_evaluation(
-    services: Services, name: str, version: str, ds: dict[str, Any], metrics: dict[str, float]
-) -> str:
-    import mlflow
-
+def _log(services: Services, run: EvaluationRun, result: Any) -> None:
+    from core.evaluation import log_evaluation, write_report
     from core.tracking import ensure_experiment
 
-    exp = ensure_experiment(
-        services.registry.client, "modelops-evaluations", services.settings.resolved_artifact_root
-    )
-    with mlflow.start_run(experiment_id=exp, run_name=f"eval-{name}-v{version}") as run:
-        mlflow.set_tags(
-            {
-                "model_name": name,
-                "model_version": version,
-                "dataset_sha256": ds["sha256"],
-                "dataset_path": Path(ds["path"]).name,
-            }
+    reg = services.registry
+    ensure_experiment(reg.client, EVAL_EXPERIMENT, services.settings.resolved_artifact_root)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_report(result, tmp)
+        run.evaluation_id = log_evaluation(
+            result,
+            tmp,
+            services.settings.resolved_tracking_uri,
+            EVAL_EXPERIMENT,
+            run.name,
+            run.version,
+            run_name=f"eval-{run.name}-v{run.version}",
         )
-        mlflow.log_metrics(metrics)
-    return run.info.run_id
+        run.report_files = sorted(f"evaluation/{p.name}" for p in files.values())
+    reg.client.set_tag(run.evaluation_id, "dataset_sha256", run.dataset["sha256"])
+    reg.client.set_tag(run.evaluation_id, "dataset_path", Path(run.dataset["path"]).name)
+
+
+class EvaluateModelInput(ToolInput):
+    model_id: str | None = Field(
+        default=None, description="NAME@champion, NAME@challenger or NAME/VERSION."
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    version: str | None = Field(default=None, pattern=VERSION_PATTERN)
+    evaluation_dataset: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="CSV/Parquet/JSONL path, or logged:NAME for a dataset logged with the model's run.",
+    )
+    target: str = Field(default="target", min_length=1, max_length=256)
+    metrics: list[str] | None = Field(default=None, max_length=50)
+    include_fairness: bool = False
+    sensitive_features: list[str] = Field(default_factory=list, max_length=5)
+    compare_with_champion: bool = True
+
+    @model_validator(mode="after")
+    def _one_model(self) -> EvaluateModelInput:
+        if bool(self.model_id) == bool(self.name and self.version):
+            raise ValueError("give either model_id, or both name and version")
+        if self.include_fairness and not self.sensitive_features:
+            raise ValueError("include_fairness needs sensitive_features (column names)")
+        return self
+
+    def ref(self) -> tuple[str, str]:
+        return parse_model_id(self.model_id) if self.model_id else (self.name, self.version)  # type: ignore[return-value]
 
 
 @tool(permission="evaluation:run", side_effect="write")
-def evaluate_model(call: CallContext, args: EvaluateModelInput) -> EvaluateModelOutput:
-    """Evaluate a registered model version on a CSV dataset (accuracy, precision, recall, F1, AUC-ROC)."""
-    return evaluate_version(call.services, args.name, args.version, args.dataset, args.target)
+def evaluate_model(call: CallContext, args: EvaluateModelInput) -> EvaluationRun:
+    """Evaluate a model version on a dataset: metrics, calibration, thresholds, worst slices, fairness, champion comparison; logs a report to MLflow."""
+    name, version = args.ref()
+    return evaluate_version(
+        call.services,
+        name,
+        version,
+        args.evaluation_dataset,
+        args.target,
+        metrics=args.metrics,
+        sensitive_features=args.sensitive_features if args.include_fairness else None,
+        compare=args.compare_with_champion,
+    )
+
+
+class GetEvaluationInput(ToolInput):
+    evaluation_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+class GetEvaluationOutput(BaseModel):
+    evaluation_id: str
+    model_name: str | None
+    model_version: str | None
+    report: dict[str, Any]
+    markdown: str
+    artifacts: list[str]
+
+
+@tool(permission="evaluation:read", side_effect="read")
+def get_evaluation(call: CallContext, args: GetEvaluationInput) -> GetEvaluationOutput:
+    """Show a stored evaluation report (JSON + Markdown + plot artifact names) by its id."""
+    from mlflow.exceptions import MlflowException
+
+    from core.registry import local_path
+
+    client = call.services.registry.client
+    try:
+        run = client.get_run(args.evaluation_id)
+    except MlflowException as exc:
+        raise NotFound(f"no evaluation {args.evaluation_id}") from exc
+    base = local_path(f"{run.info.artifact_uri}/evaluation")
+    if not (base / "evaluation.json").is_file():
+        raise NotFound(f"run {args.evaluation_id} is not an evaluation (no evaluation report)")
+    return GetEvaluationOutput(
+        evaluation_id=args.evaluation_id,
+        model_name=run.data.tags.get("model_name"),
+        model_version=run.data.tags.get("model_version"),
+        report=json.loads((base / "evaluation.json").read_text()),
+        markdown=(base / "evaluation.md").read_text(),
+        artifacts=sorted(str(base / p.name) for p in base.iterdir()),
+    )
 
 
 class RecordValidationInput(ToolInput):
@@ -154,6 +317,7 @@ class RecordValidationOutput(BaseModel):
     reasons: list[str]
     metrics: dict[str, float]
     validated_by: str
+    evaluation_id: str | None
 
 
 @tool(permission="validation:record", side_effect="write")
@@ -173,6 +337,8 @@ def record_validation(call: CallContext, args: RecordValidationInput) -> RecordV
             reasons.append(f"{metric} {value:.4f} below minimum {floor}")
     if not limits:
         reasons.append(f"no validation minimums for implementation_status {status or '(missing)'}")
+    if ev.comparison and ev.comparison["verdict"] == "worse":
+        reasons.append(f"worse than champion v{ev.champion_version}: {ev.comparison['reason']}")
     verdict = "FAILED" if reasons else "PASSED"
     who = (
         call.actor.name
@@ -187,6 +353,7 @@ def record_validation(call: CallContext, args: RecordValidationInput) -> RecordV
             "validated_by": who,
             "validated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "validation_dataset_sha256": ev.dataset["sha256"],
+            "validation_evaluation_id": ev.evaluation_id or "",
             "validation_summary": "; ".join(reasons)
             or ", ".join(f"{k} {v:.4f}" for k, v in sorted(ev.metrics.items())),
         },
@@ -198,4 +365,5 @@ def record_validation(call: CallContext, args: RecordValidationInput) -> RecordV
         reasons=reasons,
         metrics=ev.metrics,
         validated_by=who,
+        evaluation_id=ev.evaluation_id,
     )

@@ -29,10 +29,8 @@ def build_evidence(
     info = reg.get(name, version)
     ev = evaluate_version(services, info.name, info.version, dataset, target, log_run=False)
     champion = None
-    champ_v = reg.alias_version(info.name, "champion")
-    if champ_v and champ_v != info.version:
-        cev = evaluate_version(services, info.name, champ_v, dataset, target, log_run=False)
-        champion = {"version": champ_v, "metrics": cev.metrics, "unavailable": cev.unavailable}
+    if ev.champion_version:
+        champion = {"version": ev.champion_version, "comparison": ev.comparison}
     tags = info.tags
     evidence = {
         "candidate": {

@@ -61,10 +61,14 @@ def render_request(a: dict[str, Any]) -> None:
     c.print(f"  metrics      {metrics}")
     if ev.get("champion"):
         ch = ev["champion"]
+        comp = ch.get("comparison") or {}
         c.print(
-            f"  champion v{ch['version']}  "
-            + ", ".join(f"{k} {v:.4f}" for k, v in sorted(ch["metrics"].items()))
+            f"  vs champion v{ch['version']}: {comp.get('verdict', 'not compared')} ({comp.get('reason', '')})"
         )
+        for k, m in sorted(comp.get("per_metric", {}).items()):
+            c.print(
+                f"      {k:10} {m['difference']:+.4f}  CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]  {m['verdict']}"
+            )
     else:
         c.print("  champion     none yet")
     for k, v in cand["honesty"].items():

@@ -62,6 +62,7 @@ def quickstart(
             metrics={f"holdout_{k}": v for k, v in t.holdout_metrics.items()},
             dataset=data.train,
             dataset_name="breast_cancer_train",
+            eval_datasets={"holdout": data.holdout},
         )
         out = call(
             ctx,
