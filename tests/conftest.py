@@ -4,6 +4,7 @@ PostgreSQL when reachable (tests marked ``pg``), and the scripted OpenAI-compati
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +18,25 @@ PG_ADMIN_URL = os.environ.get("MODELOPS_TEST_PG", "postgresql://postgres@127.0.0
 MODEL = "breast-cancer-classifier"
 
 
+@pytest.fixture(scope="session")
+def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store, migrated once: creating one runs every migration (~3 s)."""
+    from core.tracking import configure_mlflow
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    configure_mlflow(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_db_template: Path) -> Path:
     """Isolated state: MODELOPS_HOME under tmp, cwd = tmp, no identity or LLM from the env."""
     for var in ("MODELOPS_USER", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MODELOPS_STATE_DB_URL",
                 "MODELOPS_TRACKING_URI", "MODELOPS_CONFIG", "MODELOPS_GRAPHS_DB"):
         monkeypatch.delenv(var, raising=False)
     h = tmp_path / "home"
+    h.mkdir()
+    shutil.copy(mlflow_db_template, h / "mlflow.db")
     monkeypatch.setenv("MODELOPS_HOME", str(h))
     monkeypatch.chdir(tmp_path)
     return h

@@ -54,7 +54,7 @@ def test_dispatcher_turns_bad_arguments_into_error_results(registered):
     res = rt.dispatcher.call(carol, "get_model", "x" * 70_000)
     assert not res.ok and res.error.code == "invalid_input"
     dana = rt.services.policy.human("dana")
-    res = rt.dispatcher.call(dana, "evaluate_model", {"name": registered["name"], "version": "1",
-                                                     "dataset": "../../../etc/passwd"})
+    res = rt.dispatcher.call(dana, "evaluate_model", {"model_id": f"{registered['name']}/1",
+                                                     "evaluation_dataset": "../../../etc/passwd"})
     assert not res.ok and res.error.code == "invalid_input" and "outside" in res.error.message
     assert len(rt.services.audit.entries(decision="denied")) == 4
