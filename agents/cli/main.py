@@ -25,6 +25,11 @@ COMMANDS = {
     "deploy": ("agents.cli.deploy", "deploy", "Deployment status, rollback and gateway control."),
     "predict": ("agents.cli.predict", "predict", "Ask a deployed model for a prediction."),
     "tool": ("agents.cli.tool", "tool", "Call any typed tool with JSON input (scripts)."),
+    "eval": ("agents.cli.eval", "eval_group", "Evaluate model versions; show stored reports."),
+    "workflow": ("agents.cli.workflow", "workflow", "Run a named workflow with JSON input."),
+    "run": ("agents.cli.run", "run", "Run a role agent on one request (LLM or offline planner)."),
+    "chat": ("agents.cli.chat", "chat", "Chat with a role agent; history kept per thread."),
+    "agents": ("agents.cli.agents_cmd", "agents", "Agent profiles: role, trust level and tools."),
 }
 
 

@@ -1,0 +1,42 @@
+"""``agent agents list``: the agent profiles with role, trust level, tools and hand-off targets.
+
+Reads roles.yaml and the tool modules' source only (agents.profiles), so it starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from agents.cli.common import console, emit, json_option
+
+
+@click.group("agents")
+def agents() -> None:
+    """Agent profiles: role, trust level and the tools each may call."""
+
+
+@agents.command("list")
+@json_option
+def list_cmd(as_json: bool) -> None:
+    """Profiles with their role, trust level, tools and hand-off targets."""
+    from agents.profiles import list_profiles
+
+    profiles = [p.as_dict() for p in list_profiles()]
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        from rich.table import Table
+
+        t = Table("profile", "role", "trust", "tools", "hands off to")
+        for p in rows:
+            t.add_row(
+                p["profile"],
+                f"{p['role']} ({p['grants']})",
+                p["trust"],
+                ", ".join(p["tools"]) or "-",
+                ", ".join(p["hands_off_to"]) or "-",
+            )
+        console().print(t)
+
+    emit(profiles, as_json, render)
