@@ -33,6 +33,9 @@ def get_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # In WAL mode NORMAL never corrupts the file; a power cut may lose the last commits.
+            # It makes each audited tool call ~4x cheaper (fsync per checkpoint, not per commit).
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
     else:

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, insert, select, update
+from sqlalchemy import JSON, Integer, String, Text, bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -76,6 +76,16 @@ class AuditLog:
         with Session(engine) as s, s.begin():
             if s.get(AuditHead, 1) is None:
                 s.add(AuditHead(id=1, seq=0, last_hash=GENESIS))
+        # Built once: constructing SQLAlchemy statements costs more than running them.
+        head, entry = AuditHead.__table__, AuditEntry.__table__
+        self._bump = (
+            update(head)
+            .where(head.c.id == 1)
+            .values(seq=head.c.seq + 1)
+            .returning(head.c.seq, head.c.last_hash)
+        )
+        self._insert = insert(entry)
+        self._set_hash = update(head).where(head.c.id == 1).values(last_hash=bindparam("digest"))
 
     def append(
         self,
@@ -88,11 +98,9 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
         reason: str = "",
     ) -> int:
-        with Session(self.engine) as s, s.begin():
-            s.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
-            head = s.execute(
-                select(AuditHead.seq, AuditHead.last_hash).where(AuditHead.id == 1)
-            ).one()
+        # Core statements on one connection: the ORM session costs more than the writes.
+        with self.engine.begin() as s:
+            head = s.execute(self._bump).one()
             fields = {
                 "seq": head.seq,
                 "ts": utcnow().isoformat(),
@@ -109,8 +117,8 @@ class AuditLog:
                 "prev_hash": head.last_hash,
             }
             digest = _entry_hash(fields)
-            s.execute(insert(AuditEntry).values(**fields, hash=digest))
-            s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=digest))
+            s.execute(self._insert, {**fields, "hash": digest})
+            s.execute(self._set_hash, {"digest": digest})
             return head.seq
 
     def entries(

@@ -77,7 +77,7 @@ def test_tool_errors_go_back_to_the_model_and_the_run_ends_cleanly(
         "invalid_input",
         "invalid_input",
         "not_found",
-        "invalid_input",
+        "permission_denied",  # agents may never decide: denied before its arguments are read
     ]
     # Each error reached the model as a tool result, with message and hint.
     results = tool_results(scripted_llm.chat_requests[1])

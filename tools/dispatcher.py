@@ -47,6 +47,24 @@ class Dispatcher:
                 f"there is no tool named {name!r}",
                 f"Available tools: {', '.join(t.name for t in self.tools_for(actor))}.",
             )
+        # Permission first: a caller learns nothing about the schema of a tool it may not use.
+        decision = self.services.policy.authorize(actor, tool.permission)
+        if not decision.allowed:
+            audit.append(
+                actor,
+                name,
+                tool.permission,
+                decision="denied",
+                outcome="permission_denied",
+                detail=detail,
+                reason=decision.reason,
+            )
+            return _error(
+                name,
+                "permission_denied",
+                f"{actor.describe()} may not call {name}: {decision.reason}",
+                "See policies/roles.yaml for what each role may do.",
+            )
         try:
             if len(raw) > MAX_ARGS_BYTES:
                 raise ValueError(f"arguments are {len(raw)} bytes; the limit is {MAX_ARGS_BYTES}")
@@ -67,23 +85,6 @@ class Dispatcher:
             )
             return _error(
                 name, "invalid_input", message, f"Arguments must match the {name} schema."
-            )
-        decision = self.services.policy.authorize(actor, tool.permission)
-        if not decision.allowed:
-            audit.append(
-                actor,
-                name,
-                tool.permission,
-                decision="denied",
-                outcome="permission_denied",
-                detail=detail,
-                reason=decision.reason,
-            )
-            return _error(
-                name,
-                "permission_denied",
-                f"{actor.describe()} may not call {name}: {decision.reason}",
-                "See policies/roles.yaml for what each role may do.",
             )
         try:
             output = tool.func(CallContext(self.services, actor, self), payload)
