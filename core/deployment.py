@@ -1,34 +1,43 @@
 """Deployment records, routing revisions and the detached gateway process.
 
-A deployment is one model name on one target; each change of its routing table
-(rollout step, rollback) is a new revision. The gateway polls the latest revision and
-swaps its routing table in place, so a change never restarts it.
+A deployment is one model name on one target; each change of its routing table (direct
+deploy, rollout step, rollback) is a new revision. The gateway polls the latest revision and
+swaps its routing table in place, so a change never restarts it. Rollout plans (canary,
+blue-green, shadow) live in ``core.serving.rollout`` and write revisions through this service.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.errors import Conflict, ExternalServiceError, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound
+from core.serving import process
 from core.state import Base, ensure_tables, get_engine, utcnow
 
-STRATEGIES = ("direct",)
+if TYPE_CHECKING:
+    from core.serving.rollout import RolloutService
+
+STRATEGIES = ("direct", "canary", "blue-green", "shadow")
+# ``local`` is the production gateway on this machine (what an approved promotion deploys);
+# ``staging`` is a separate deployment and gateway for trying versions without an approval.
+TARGETS = ("local", "staging")
+PRODUCTION_TARGETS = ("local",)
+Role = Literal["primary", "canary", "shadow", "standby"]
 
 
 class ServedVersion(BaseModel):
-    """What the gateway needs to load and label one version, without asking MLflow."""
+    """What the gateway needs to load and label one version, without asking MLflow.
+
+    ``role``: primary/canary routes take ``weight`` percent of the traffic; a shadow route gets
+    a mirrored copy of every request (its answers are logged, never returned); a standby
+    route (weight 0) is the idle blue-green slot, kept loaded for an instant switch back.
+    """
 
     version: str
     weight: float = Field(ge=0, le=100)
@@ -37,6 +46,8 @@ class ServedVersion(BaseModel):
     implementation_status: str = ""
     accuracy_claim: str = ""
     validation_status: str = ""
+    role: Role = "primary"
+    slot: Literal["blue", "green"] | None = None
 
 
 class DeploymentRow(Base):
@@ -54,7 +65,7 @@ class RevisionRow(Base):
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
     revision: Mapped[int] = mapped_column(Integer)
     strategy: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(32))  # deploy | rollback
+    action: Mapped[str] = mapped_column(String(32))  # deploy | rollout | rollback | abort
     routes: Mapped[list] = mapped_column(JSON)
     approval_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     actor: Mapped[str] = mapped_column(String(128))
@@ -77,6 +88,23 @@ class Revision(BaseModel):
     def live_versions(self) -> list[str]:
         return [r.version for r in self.routes if r.weight > 0]
 
+    @property
+    def shadow_versions(self) -> list[str]:
+        return [r.version for r in self.routes if r.role == "shadow"]
+
+    @property
+    def standby_versions(self) -> list[str]:
+        return [r.version for r in self.routes if r.role == "standby"]
+
+    @property
+    def primary(self) -> ServedVersion | None:
+        """The route with the most traffic (the first of equals)."""
+        live = [r for r in self.routes if r.weight > 0]
+        return max(live, key=lambda r: r.weight) if live else None
+
+    def weights(self) -> dict[str, float]:
+        return {r.version: r.weight for r in self.routes if r.weight > 0}
+
 
 class DeploymentStatus(BaseModel):
     model_name: str
@@ -84,6 +112,15 @@ class DeploymentStatus(BaseModel):
     revision: Revision | None
     history: list[Revision]
     gateway: dict[str, Any]
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise InvalidInput(
+            f"unknown deployment target {target!r}",
+            hint=f"Use one of: {', '.join(TARGETS)} (kubernetes manifests: `agent deploy render`).",
+        )
+    return target
 
 
 class DeploymentService:
@@ -94,6 +131,12 @@ class DeploymentService:
         self.home = home
         self.engine = get_engine(state_db_url)
         ensure_tables(self.engine, DeploymentRow, RevisionRow)
+
+    @cached_property
+    def rollouts(self) -> RolloutService:
+        from core.serving.rollout import RolloutService
+
+        return RolloutService(self)
 
     # Routing revisions ----------------------------------------------------------------
     def deploy(
@@ -108,19 +151,22 @@ class DeploymentService:
         target: str = "local",
     ) -> Revision:
         """Route all traffic to ``served`` (direct). Idempotent on ``approval_id``."""
-        if strategy not in STRATEGIES:
+        if strategy != "direct":
             raise InvalidInput(
-                f"unknown rollout strategy {strategy!r}",
-                hint=f"Use one of: {', '.join(STRATEGIES)}.",
+                f"deploy() routes all traffic at once; {strategy!r} is a rollout strategy",
+                hint="Start canary, blue-green and shadow rollouts with start_rollout.",
             )
+        check_target(target)
         with Session(self.engine) as s, s.begin():
             if approval_id is not None:
                 done = s.scalar(select(RevisionRow).where(RevisionRow.approval_id == approval_id))
                 if done is not None:
                     return _revision(done)
-            dep = self._deployment(s, model_name, target, create=True)
-            route = served.model_copy(update={"weight": 100.0})
-            row = self._append(s, dep, strategy, "deploy", [route], actor, reason, approval_id)
+            dep = self.deployment_row(s, model_name, target, create=True)
+            route = served.model_copy(update={"weight": 100.0, "role": "primary", "slot": None})
+            row = self.append_revision(
+                s, dep, strategy, "deploy", [route], actor, reason, approval_id
+            )
             return _revision(row)
 
     def rollback(
@@ -132,43 +178,50 @@ class DeploymentService:
         reason: str = "",
         target: str = "local",
     ) -> Revision:
-        """Route all traffic back to ``to_version`` or to the version live before the current one."""
+        """Route all traffic to ``to_version`` (any version live in an earlier revision) or,
+        without it, to the version that served before the current one. One new revision, so
+        the gateway switches atomically; a blue-green deployment keeps its other slot loaded."""
         with Session(self.engine) as s, s.begin():
-            dep = self._deployment(s, model_name, target, create=False)
-            revs = list(
-                s.scalars(
-                    select(RevisionRow)
-                    .where(RevisionRow.deployment_id == dep.id)
-                    .order_by(RevisionRow.revision.desc())
-                )
-            )
-            current = _revision(revs[0])
-            live = set(current.live_versions)
-            candidates = [r for rev in revs[1:] for r in _revision(rev).routes if r.weight > 0]
+            dep = self.deployment_row(s, model_name, target, create=False)
+            revs = [_revision(r) for r in self._revision_rows(s, dep)]
+            current = revs[0]
+            live = current.live_versions
             if to_version is not None:
-                choice = next((r for r in candidates if r.version == str(to_version)), None)
+                to_version = str(to_version)
+                choice = next(
+                    (
+                        r
+                        for rev in revs
+                        for r in rev.routes
+                        if r.weight > 0 and r.version == to_version
+                    ),
+                    None,
+                )
                 if choice is None:
-                    deployed = sorted({r.version for r in candidates} | live, key=int)
+                    deployed = sorted(
+                        {r.version for rev in revs for r in rev.routes if r.weight > 0}, key=int
+                    )
                     raise NotFound(
                         f"{model_name} v{to_version} was never deployed on {target}",
                         hint=f"Deployed versions: {', '.join(deployed)}.",
                     )
-                if choice.version in live and len(live) == 1:
+                if live == [to_version]:
                     raise Conflict(f"{model_name} v{to_version} is already the live version")
             else:
-                choice = next((r for r in candidates if r.version not in live), None)
+                choice = _previous_route(current, revs[1:])
                 if choice is None:
                     raise Conflict(
                         f"{model_name} has no earlier deployed version to roll back to",
                         hint="Rollback needs a previous revision with a different version.",
                     )
-            route = choice.model_copy(update={"weight": 100.0})
-            row = self._append(s, dep, "direct", "rollback", [route], actor, reason, None)
+            routes = _rollback_routes(current, choice)
+            strategy = "blue-green" if any(r.slot for r in routes) else "direct"
+            row = self.append_revision(s, dep, strategy, "rollback", routes, actor, reason, None)
             return _revision(row)
 
     def current(self, model_name: str, target: str = "local") -> Revision | None:
         with Session(self.engine) as s:
-            dep = self._deployment(s, model_name, target, create=False, missing_ok=True)
+            dep = self.deployment_row(s, model_name, target, create=False, missing_ok=True)
             if dep is None:
                 return None
             row = s.scalar(
@@ -186,7 +239,7 @@ class DeploymentService:
 
     def count_revisions(self, model_name: str, target: str = "local") -> int:
         with Session(self.engine) as s:
-            dep = self._deployment(s, model_name, target, create=False, missing_ok=True)
+            dep = self.deployment_row(s, model_name, target, create=False, missing_ok=True)
             if dep is None:
                 return 0
             return int(
@@ -195,28 +248,25 @@ class DeploymentService:
 
     def status(self, model_name: str, target: str = "local") -> DeploymentStatus:
         with Session(self.engine) as s:
-            dep = self._deployment(s, model_name, target, create=False)
-            rows = list(
-                s.scalars(
-                    select(RevisionRow)
-                    .where(RevisionRow.deployment_id == dep.id)
-                    .order_by(RevisionRow.revision.desc())
-                )
-            )
-        history = [_revision(r) for r in rows]
+            dep = self.deployment_row(s, model_name, target, create=False)
+            history = [_revision(r) for r in self._revision_rows(s, dep)]
         return DeploymentStatus(
             model_name=model_name,
             target=target,
             revision=history[0] if history else None,
             history=history,
-            gateway=self.gateway_info(model_name),
+            gateway=self.gateway_info(model_name, target),
         )
 
-    def list_deployments(self) -> list[str]:
+    def list_deployments(self, target: str | None = None) -> list[str]:
+        """Names of deployed models (on ``target``, or on any target)."""
+        q = select(DeploymentRow.model_name).distinct()
+        if target is not None:
+            q = q.where(DeploymentRow.target == target)
         with Session(self.engine) as s:
-            return sorted(s.scalars(select(DeploymentRow.model_name)).all())
+            return sorted(s.scalars(q).all())
 
-    def _deployment(
+    def deployment_row(
         self, s: Session, model_name: str, target: str, *, create: bool, missing_ok: bool = False
     ) -> DeploymentRow | None:
         dep = s.scalar(
@@ -225,7 +275,7 @@ class DeploymentService:
             )
         )
         if dep is None and create:
-            dep = DeploymentRow(model_name=model_name, target=target)
+            dep = DeploymentRow(model_name=model_name, target=check_target(target))
             s.add(dep)
             s.flush()
         if dep is None and not missing_ok:
@@ -235,7 +285,7 @@ class DeploymentService:
             )
         return dep
 
-    def _append(
+    def append_revision(
         self,
         s: Session,
         dep: DeploymentRow,
@@ -246,6 +296,13 @@ class DeploymentService:
         reason: str,
         approval_id: str | None,
     ) -> RevisionRow:
+        """Add the next revision inside the caller's transaction."""
+        if strategy not in STRATEGIES:
+            raise InvalidInput(
+                f"unknown rollout strategy {strategy!r}",
+                hint=f"Use one of: {', '.join(STRATEGIES)}.",
+            )
+        _check_routes(routes)
         last = s.scalar(
             select(func.max(RevisionRow.revision)).where(RevisionRow.deployment_id == dep.id)
         )
@@ -257,90 +314,109 @@ class DeploymentService:
             routes=[r.model_dump() for r in routes],
             approval_id=approval_id,
             actor=actor,
-            reason=reason,
+            reason=reason[:512],
         )
         s.add(row)
         s.flush()
         return row
 
-    # Gateway process ------------------------------------------------------------------
-    def _gateway_dir(self, model_name: str) -> Path:
-        d = self.home / "gateways" / model_name
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+    def _revision_rows(self, s: Session, dep: DeploymentRow) -> list[RevisionRow]:
+        return list(
+            s.scalars(
+                select(RevisionRow)
+                .where(RevisionRow.deployment_id == dep.id)
+                .order_by(RevisionRow.revision.desc())
+            )
+        )
 
-    def gateway_info(self, model_name: str) -> dict[str, Any]:
-        meta_file = self._gateway_dir(model_name) / "gateway.json"
-        if not meta_file.exists():
-            return {"running": False}
-        meta = json.loads(meta_file.read_text())
-        meta["running"] = _pid_alive(meta.get("pid"))
-        return meta
+    # Gateway process ------------------------------------------------------------------
+    def gateway_info(self, model_name: str, target: str = "local") -> dict[str, Any]:
+        return process.read_gateway(self.home, model_name, target)
 
     def ensure_gateway(
-        self, model_name: str, *, host: str, port: int, timeout: float = 60.0
+        self,
+        model_name: str,
+        *,
+        host: str,
+        port: int,
+        timeout: float = 60.0,
+        target: str = "local",
+        poll_seconds: float = 0.5,
     ) -> dict[str, Any]:
         """Start the model's gateway detached unless it is already running; wait until healthy."""
-        info = self.gateway_info(model_name)
+        info = self.gateway_info(model_name, target)
         if info.get("running"):
+            if info.get("state_db") != process.state_db_fingerprint(self.state_db_url):
+                raise Conflict(
+                    f"the {target} gateway of {model_name} (pid {info['pid']}) serves the "
+                    "routes of another state database",
+                    hint=f"Stop it first: `agent deploy stop {model_name} --target {target}`.",
+                )
             return info
-        if port == 0:
-            port = _free_port(host)
-        gdir = self._gateway_dir(model_name)
-        log = open(gdir / "gateway.log", "ab")  # noqa: SIM115 - handed to the child process
-        env = {
-            **os.environ,
-            "MODELOPS_STATE_DB_URL": self.state_db_url,
-            "MODELOPS_HOME": str(self.home),
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "core.serving.gateway",
-                "--model",
-                model_name,
-                "--host",
-                host,
-                "--port",
-                str(port),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-            cwd=str(Path(__file__).resolve().parent.parent),
+        return process.start_gateway(
+            self.home,
+            self.state_db_url,
+            model_name,
+            target=check_target(target),
+            host=host,
+            port=port,
+            timeout=timeout,
+            poll_seconds=poll_seconds,
         )
-        log.close()
-        url = f"http://{host}:{port}"
-        meta = {
-            "pid": proc.pid,
-            "host": host,
-            "port": port,
-            "url": url,
-            "log": str(gdir / "gateway.log"),
-            "started_at": time.time(),
-        }
-        (gdir / "gateway.json").write_text(json.dumps(meta))
-        _wait_healthy(url, proc, timeout, gdir / "gateway.log")
-        return {**meta, "running": True}
 
-    def stop_gateway(self, model_name: str) -> bool:
-        info = self.gateway_info(model_name)
-        pid = info.get("pid")
+    def stop_gateway(self, model_name: str, target: str | None = None) -> bool:
+        """Stop the gateway on ``target`` (every target of the model when None)."""
+        targets = [target] if target else process.gateway_targets(self.home, model_name)
         stopped = False
-        if info.get("running") and pid:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not _pid_alive(pid):
-                    break
-                time.sleep(0.05)
-            stopped = True
-        meta_file = self._gateway_dir(model_name) / "gateway.json"
-        if meta_file.exists():
-            meta_file.unlink()
+        for t in targets:
+            stopped = process.stop_gateway(self.home, model_name, t) or stopped
         return stopped
+
+
+def _check_routes(routes: list[ServedVersion]) -> None:
+    live = [r for r in routes if r.weight > 0]
+    if not live:
+        raise InvalidInput("a revision needs at least one route with traffic")
+    total = sum(r.weight for r in live)
+    if abs(total - 100.0) > 1e-6:
+        raise InvalidInput(f"route weights must add up to 100, got {total:g}")
+    versions = [r.version for r in routes]
+    if len(set(versions)) != len(versions):
+        raise InvalidInput(f"a version may appear once per revision, got {versions}")
+    for r in routes:
+        if r.role in ("shadow", "standby") and r.weight > 0:
+            raise InvalidInput(f"a {r.role} route carries no traffic (v{r.version})")
+
+
+def _previous_route(current: Revision, earlier: list[Revision]) -> ServedVersion | None:
+    live = current.live_versions
+    if len(live) > 1:
+        # Mid-rollout: go back to the version that served alone before traffic was split.
+        return next((rev.primary for rev in earlier if len(rev.live_versions) == 1), None)
+    return next(
+        (rev.primary for rev in earlier if rev.primary and rev.primary.version not in live), None
+    )
+
+
+def _rollback_routes(current: Revision, choice: ServedVersion) -> list[ServedVersion]:
+    chosen = choice.model_copy(update={"weight": 100.0, "role": "primary"})
+    slotted = [r for r in current.routes if r.slot]
+    if not slotted:
+        return [chosen.model_copy(update={"slot": None})]
+    # Blue-green: the chosen version goes live in its own slot (or the idle one), and what
+    # serves now becomes the standby slot, so a second switch is instant as well.
+    active = current.primary
+    idle = next((r for r in slotted if r.version == choice.version), None)
+    if idle is None:
+        idle = next((r for r in slotted if r.weight == 0), None)
+    slot = (
+        idle.slot if idle is not None else ("green" if active and active.slot == "blue" else "blue")
+    )
+    routes = [chosen.model_copy(update={"slot": slot})]
+    if active is not None and active.version != choice.version:
+        other = "green" if slot == "blue" else "blue"
+        routes.append(active.model_copy(update={"weight": 0.0, "role": "standby", "slot": other}))
+    return routes
 
 
 def _revision(row: RevisionRow) -> Revision:
@@ -353,49 +429,4 @@ def _revision(row: RevisionRow) -> Revision:
         actor=row.actor,
         reason=row.reason,
         created_at=row.created_at.isoformat() if row.created_at else "",
-    )
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as dead.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise ExternalServiceError(
-                f"gateway exited with code {proc.returncode} during start-up",
-                hint=f"Its log ends with:\n{tail}",
-            )
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise ExternalServiceError(
-        f"gateway at {url} not healthy after {timeout:.0f} s", hint=f"See {log}."
     )

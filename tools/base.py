@@ -92,6 +92,12 @@ def tool(
 
 def load_catalog() -> dict[str, Tool]:
     """Import every tool module so the catalog is complete."""
-    from tools import deployment_tools, evaluation_tools, promotion_tools, registry_tools  # noqa: F401
+    from tools import (  # noqa: F401
+        deployment_tools,
+        evaluation_tools,
+        optimizer_tools,
+        promotion_tools,
+        registry_tools,
+    )
 
     return CATALOG

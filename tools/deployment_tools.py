@@ -1,25 +1,48 @@
-"""Deployment tools: status, rollback and predictions through the running gateway."""
+"""Deployment tools: status, rollouts (canary, blue-green, shadow), rollback, predictions and
+Kubernetes manifests.
+
+Production traffic (target ``local``) moves to a version only with an approved promotion
+request for exactly that version and artifact; rollback to an earlier deployed version and
+aborting a rollout need no approval. Staging takes any registered version.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.errors import ExternalServiceError, InvalidInput, NotFound
+from core.deployment import PRODUCTION_TARGETS, ServedVersion
+from core.errors import (
+    ApprovalRequired,
+    Conflict,
+    ExternalServiceError,
+    GateFailed,
+    InvalidInput,
+    NotFound,
+)
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
+
+Target = Literal["local", "staging"]
+APPROVAL_ID = r"^apr-[0-9a-f]{8}$"
 
 
 class DeploymentInput(ToolInput):
     name: str = Field(min_length=1, max_length=128)
+    target: Target = "local"
 
 
 class DeploymentOutput(BaseModel):
     name: str
+    target: str
     live_versions: list[str]
+    weights: dict[str, float]
+    shadow_versions: list[str]
+    standby_versions: list[str]
     revision: int | None
     strategy: str | None
+    rollout: dict[str, Any] | None
     gateway: dict[str, Any]
     health: dict[str, Any] | None
     history: list[dict[str, Any]]
@@ -37,22 +60,33 @@ def gateway_health(url: str) -> dict[str, Any]:
 
 @tool(permission="deploy:read", side_effect="read")
 def get_deployment(call: CallContext, args: DeploymentInput) -> DeploymentOutput:
-    """Show a model's deployment: live versions, routing revision history and gateway health."""
-    st = call.services.deployments.status(args.name)
+    """Show a model's deployment: live versions and weights, rollout in progress, revision history and gateway health."""
+    deployments = call.services.deployments
+    st = deployments.status(args.name, args.target)
     gw = st.gateway
     health = gateway_health(gw["url"]) if gw.get("running") else None
+    rev = st.revision
+    rollout = deployments.rollouts.active(args.name, args.target)
     return DeploymentOutput(
         name=st.model_name,
-        live_versions=st.revision.live_versions if st.revision else [],
-        revision=st.revision.revision if st.revision else None,
-        strategy=st.revision.strategy if st.revision else None,
+        target=args.target,
+        live_versions=rev.live_versions if rev else [],
+        weights=rev.weights() if rev else {},
+        shadow_versions=rev.shadow_versions if rev else [],
+        standby_versions=rev.standby_versions if rev else [],
+        revision=rev.revision if rev else None,
+        strategy=rev.strategy if rev else None,
+        rollout=_rollout_dict(rollout) if rollout else None,
         gateway=gw,
         health=health,
         history=[
             {
                 "revision": r.revision,
                 "action": r.action,
+                "strategy": r.strategy,
                 "versions": r.live_versions,
+                "weights": r.weights(),
+                "shadow": r.shadow_versions,
                 "actor": r.actor,
                 "approval_id": r.approval_id,
                 "reason": r.reason,
@@ -74,6 +108,7 @@ class RollbackInput(DeploymentInput):
 
 class RollbackOutput(BaseModel):
     name: str
+    target: str
     revision: int
     live_versions: list[str]
 
@@ -82,18 +117,183 @@ class RollbackOutput(BaseModel):
 def rollback_deployment(call: CallContext, args: RollbackInput) -> RollbackOutput:
     """Roll a deployment back to an earlier deployed (hence approved) version, atomically."""
     services = call.services
-    rev = services.deployments.rollback(
-        args.name, actor=call.actor.describe(), to_version=args.to_version, reason=args.reason
+    rev = services.deployments.rollouts.rollback(
+        args.name,
+        actor=call.actor.describe(),
+        to_version=args.to_version,
+        reason=args.reason,
+        target=args.target,
     )
-    # Keep the champion alias on what production serves.
-    services.registry.set_alias(args.name, "champion", rev.live_versions[0])
-    return RollbackOutput(name=args.name, revision=rev.revision, live_versions=rev.live_versions)
+    if args.target in PRODUCTION_TARGETS:
+        # Keep the champion alias on what production serves.
+        services.registry.set_alias(args.name, "champion", rev.live_versions[0])
+    return RollbackOutput(
+        name=args.name, target=args.target, revision=rev.revision, live_versions=rev.live_versions
+    )
+
+
+class StagingDeployInput(ToolInput):
+    name: str = Field(min_length=1, max_length=128)
+    version: str = Field(pattern=r"^[0-9]{1,9}$")
+    reason: str = Field(default="", max_length=2000)
+
+
+class StagingDeployOutput(BaseModel):
+    name: str
+    target: str
+    revision: int
+    live_versions: list[str]
+    gateway_url: str | None
+
+
+@tool(permission="deploy:staging", side_effect="write")
+def deploy_to_staging(call: CallContext, args: StagingDeployInput) -> StagingDeployOutput:
+    """Route all staging traffic to a registered version (no approval; production goes through promote_model)."""
+    services = call.services
+    info = services.registry.get(args.name, args.version)
+    rev = services.deployments.deploy(
+        args.name,
+        _served(info),
+        actor=call.actor.describe(),
+        reason=args.reason or "staging deploy",
+        target="staging",
+    )
+    gw = _ensure_gateway(services, args.name, "staging")
+    return StagingDeployOutput(
+        name=args.name,
+        target="staging",
+        revision=rev.revision,
+        live_versions=rev.live_versions,
+        gateway_url=gw.get("url"),
+    )
+
+
+class StartRolloutInput(DeploymentInput):
+    version: str = Field(pattern=r"^[0-9]{1,9}$", description="The candidate version.")
+    strategy: Literal["canary", "blue-green", "shadow"] = "canary"
+    traffic_percentage: float | None = Field(
+        default=None, gt=0, le=100, description="Canary: the first step's share (default 10)."
+    )
+    steps: list[float] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="Canary: every step's share, ending at 100.",
+    )
+    approval_id: str | None = Field(
+        default=None,
+        pattern=APPROVAL_ID,
+        description="Approved promotion of this version; required for production (target local).",
+    )
+    reason: str = Field(default="", max_length=2000)
+
+
+class RolloutOutput(BaseModel):
+    rollout: dict[str, Any]
+    revision: int
+    routes: list[dict[str, Any]]
+    gateway_url: str | None
+    next: str
+
+
+@tool(permission="deploy:staging", side_effect="write")
+def start_rollout(call: CallContext, args: StartRolloutInput) -> RolloutOutput:
+    """Start a canary, blue-green or shadow rollout of a version (production needs an approved promotion of it)."""
+    services = call.services
+    info = services.registry.get(args.name, args.version)
+    approval_id = _check_production(
+        call, args.target, args.name, info.version, args.approval_id, info
+    )
+    candidate = _served(info, weight=0)
+    deployments = services.deployments
+    rollout = deployments.rollouts.start(
+        args.name,
+        candidate,
+        strategy=args.strategy,
+        actor=call.actor.describe(),
+        steps=args.steps,
+        first_percent=args.traffic_percentage,
+        approval_id=approval_id,
+        reason=args.reason,
+        target=args.target,
+    )
+    gw = _ensure_gateway(services, args.name, args.target)
+    if rollout.state == "completed":
+        _completed(services, rollout)
+    return _rollout_output(services, rollout, gw)
+
+
+class AdvanceRolloutInput(DeploymentInput):
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Highest share of failed candidate calls allowed."
+    )
+    min_requests: int = Field(
+        default=0, ge=0, description="Candidate requests the current step must have served first."
+    )
+    wait_seconds: float = Field(default=10.0, ge=0, le=300)
+    reason: str = Field(default="", max_length=2000)
+
+
+@tool(permission="deploy:staging", side_effect="write")
+def advance_rollout(call: CallContext, args: AdvanceRolloutInput) -> RolloutOutput:
+    """Check the gateway's health on the current rollout step, then move to the next step."""
+    from core.serving.rollout import check_gateway
+
+    services = call.services
+    rollouts = services.deployments.rollouts
+    rollout = rollouts.active(args.name, args.target)
+    if rollout is None:
+        raise NotFound(f"{args.name} has no rollout in progress on {args.target}")
+    cand = rollout.candidate
+    if args.target in PRODUCTION_TARGETS:
+        info = services.registry.get(args.name, cand.version)
+        _check_production(call, args.target, args.name, cand.version, rollout.approval_id, info)
+    gw = _ensure_gateway(services, args.name, args.target)
+    verdict = check_gateway(
+        gw["url"],
+        expect_revision=rollout.last_revision,
+        candidate_version=cand.version,
+        max_error_rate=args.max_error_rate,
+        min_requests=args.min_requests,
+        wait_seconds=args.wait_seconds,
+    )
+    if not verdict.healthy:
+        raise GateFailed(
+            f"rollout #{rollout.id} stays at step {rollout.step + 1}: "
+            + "; ".join(verdict.reasons),
+            hint=f"Wait and retry, or `agent deploy rollout abort {args.name}` / `agent deploy rollback {args.name}`.",
+        )
+    rollout = rollouts.advance(
+        args.name, actor=call.actor.describe(), target=args.target, reason=args.reason
+    )
+    if rollout.state == "completed":
+        _completed(services, rollout)
+    return _rollout_output(services, rollout, gw)
+
+
+class AbortRolloutInput(DeploymentInput):
+    reason: str = Field(default="", max_length=2000)
+
+
+@tool(permission="deploy:rollback", side_effect="write")
+def abort_rollout(call: CallContext, args: AbortRolloutInput) -> RolloutOutput:
+    """Abort the rollout in progress: the routes it started from come back in one revision."""
+    services = call.services
+    rollout = services.deployments.rollouts.abort(
+        args.name, actor=call.actor.describe(), target=args.target, reason=args.reason
+    )
+    gw = services.deployments.gateway_info(args.name, args.target)
+    return _rollout_output(services, rollout, gw)
 
 
 class PredictInput(ToolInput):
     name: str = Field(min_length=1, max_length=128)
+    target: Target = "local"
     features: list[float] | list[list[float]] = Field(
         description="One row of features, or a batch of rows."
+    )
+    routing_key: str | None = Field(
+        default=None, max_length=256, description="Sticky routing: the same key, the same version."
     )
 
 
@@ -101,10 +301,12 @@ class PredictOutput(BaseModel):
     response: dict[str, Any]
 
 
-def gateway_url(services: Services, name: str) -> str:
-    info = services.deployments.gateway_info(name)
+def gateway_url(services: Services, name: str, target: str = "local") -> str:
+    info = services.deployments.gateway_info(name, target)
     if not info.get("running"):
-        raise NotFound(f"no running gateway for {name}", hint="See `agent deploy status`.")
+        raise NotFound(
+            f"no running gateway for {name} on {target}", hint="See `agent deploy status`."
+        )
     return info["url"]
 
 
@@ -113,9 +315,12 @@ def predict(call: CallContext, args: PredictInput) -> PredictOutput:
     """Ask the model's live gateway for a prediction; the answer carries honesty labels."""
     import httpx
 
-    url = gateway_url(call.services, args.name)
+    url = gateway_url(call.services, args.name, args.target)
+    headers = {"x-routing-key": args.routing_key} if args.routing_key else {}
     try:
-        r = httpx.post(f"{url}/predict", json={"features": args.features}, timeout=10.0)
+        r = httpx.post(
+            f"{url}/predict", json={"features": args.features}, headers=headers, timeout=10.0
+        )
     except httpx.HTTPError as exc:
         raise ExternalServiceError(f"gateway {url} did not answer: {exc}") from exc
     if r.status_code in (400, 413, 422):
@@ -123,3 +328,220 @@ def predict(call: CallContext, args: PredictInput) -> PredictOutput:
     if r.status_code != 200:
         raise ExternalServiceError(f"gateway answered HTTP {r.status_code}: {r.text[:300]}")
     return PredictOutput(response=r.json())
+
+
+class RenderInput(ToolInput):
+    name: str = Field(min_length=1, max_length=128)
+    target: Literal["kubernetes"] = "kubernetes"
+    source: Target = Field(default="local", description="Whose live routes to start from.")
+    version: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,9}$",
+        description="Render a rollout of this version on top of the live routes (else: as is).",
+    )
+    strategy: Literal["direct", "canary", "blue-green", "shadow"] = "direct"
+    traffic_percentage: float | None = Field(default=None, gt=0, le=100)
+    approval_id: str | None = Field(
+        default=None,
+        pattern=APPROVAL_ID,
+        description="Approved promotion of version; needed to render it for production.",
+    )
+    image: str | None = Field(
+        default=None, max_length=256, description="Image name (default modelops/NAME-gateway:rREV)."
+    )
+    namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    replicas: int = Field(default=2, ge=1, le=100)
+
+
+class RenderOutput(BaseModel):
+    name: str
+    revision: int
+    planned: bool
+    routes: list[dict[str, Any]]
+    files: dict[str, str]
+    artifacts: dict[str, dict[str, str]]
+    applied: bool
+    note: str
+
+
+@tool(permission="deploy:read", side_effect="read")
+def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
+    """Render a Dockerfile, a KServe InferenceService and a Deployment + Service for the live routes or a planned rollout (not applied)."""
+    from core.deployment import Revision
+    from core.serving.k8s import render_kubernetes
+    from core.serving.rollout import routes_at
+
+    services = call.services
+    rev = services.deployments.current(args.name, args.source)
+    planned = args.version is not None and (rev is None or args.version not in rev.live_versions)
+    if planned:
+        info = services.registry.get(args.name, args.version)
+        # Manifests for a new version carry production traffic once applied: same approval.
+        _check_production(call, args.source, args.name, info.version, args.approval_id, info)
+        candidate = _served(info, weight=0)
+        if args.strategy == "direct" or rev is None:
+            if rev is None and args.strategy != "direct":
+                raise InvalidInput(
+                    f"{args.name} has no live routes on {args.source} to {args.strategy} against"
+                )
+            routes = [candidate.model_copy(update={"weight": 100.0})]
+        else:
+            baseline = [r for r in rev.routes if r.weight > 0]
+            if args.strategy == "blue-green":
+                baseline = [baseline[0].model_copy(update={"slot": baseline[0].slot or "blue"})]
+                candidate = candidate.model_copy(
+                    update={"slot": "green" if baseline[0].slot == "blue" else "blue"}
+                )
+            weight = (args.traffic_percentage or 10.0) if args.strategy == "canary" else 0.0
+            routes = routes_at(args.strategy, baseline, candidate, weight)
+        rev = Revision(
+            revision=(rev.revision + 1) if rev else 1,
+            strategy=args.strategy,
+            action="planned",
+            routes=routes,
+            approval_id=args.approval_id,
+            actor=call.actor.describe(),
+            reason="rendered plan",
+            created_at="",
+        )
+    elif rev is None:
+        raise NotFound(f"{args.name} has no deployment on {args.source} to render")
+    rendered = render_kubernetes(
+        args.name, rev, image=args.image, namespace=args.namespace, replicas=args.replicas
+    )
+    return RenderOutput(
+        name=args.name,
+        revision=rev.revision,
+        planned=planned,
+        routes=[r.model_dump(include={"version", "weight", "role", "slot"}) for r in rev.routes],
+        files=rendered.files,
+        artifacts=rendered.artifacts,
+        applied=False,
+        note=rendered.note,
+    )
+
+
+# Helpers ------------------------------------------------------------------------------
+def _require_sha(info: Any) -> str:
+    if not info.artifact_sha256:
+        raise Conflict(
+            f"{info.ref} has no recorded artifact SHA-256; the gateway would refuse to load it",
+            hint="Register models through ModelRegistry so their digest is recorded.",
+        )
+    return info.artifact_sha256
+
+
+def _served(info: Any, weight: float = 100.0) -> ServedVersion:
+    tags = info.tags
+    return ServedVersion(
+        version=info.version,
+        weight=weight,
+        artifact_uri=info.artifact_uri,
+        artifact_sha256=_require_sha(info),
+        implementation_status=tags.get("implementation_status", ""),
+        accuracy_claim=tags.get("accuracy_claim", ""),
+        validation_status=tags.get("validation_status", ""),
+    )
+
+
+def _check_production(
+    call: CallContext, target: str, name: str, version: str, approval_id: str | None, info: Any
+) -> str | None:
+    """For production, the approval id of an approved promotion of exactly this artifact."""
+    if target not in PRODUCTION_TARGETS:
+        return None
+    from policies.approvals import ApprovalStatus
+
+    call.services.policy.require(call.actor, "deploy:production")
+    if approval_id is None:
+        raise ApprovalRequired(
+            f"production traffic moves to {name} v{version} only with an approved promotion",
+            hint=f"Request one (`request_promotion` for v{version}), get it approved, and pass "
+            "its approval_id; or roll out on target staging.",
+        )
+    req = call.services.approvals.get(approval_id)
+    if req.status != ApprovalStatus.APPROVED:
+        raise ApprovalRequired(f"{req.id} is {req.status.value}, not approved")
+    if req.model_name != name or req.version != str(version):
+        raise ApprovalRequired(
+            f"{req.id} approves {req.model_name} v{req.version}, not {name} v{version}"
+        )
+    if info.artifact_sha256 != req.evidence.get("candidate", {}).get("artifact_sha256"):
+        raise Conflict(f"{info.ref} artifact differs from the one approved in {req.id}")
+    return req.id
+
+
+def _ensure_gateway(services: Services, name: str, target: str) -> dict[str, Any]:
+    s = services.settings
+    return services.deployments.ensure_gateway(
+        name, host=s.gateway_host, port=s.gateway_port, target=target
+    )
+
+
+def _completed(services: Services, rollout: Any) -> None:
+    """A production rollout that reached 100 %: the champion alias follows, with the approval."""
+    if rollout.target not in PRODUCTION_TARGETS or not rollout.approval_id:
+        return
+    reg = services.registry
+    v = rollout.candidate.version
+    req = services.approvals.get(rollout.approval_id)
+    reg.set_alias(rollout.model_name, "champion", v)
+    reg.set_tags(
+        rollout.model_name,
+        v,
+        {
+            "approval_id": req.id,
+            "approved_by": req.decided_by or "",
+            "approval_status": req.status.value,
+            "evidence_hash": req.evidence_hash,
+            "deployed_revision": str(rollout.last_revision),
+            "rollout": f"#{rollout.id} {rollout.strategy}",
+        },
+    )
+
+
+def _rollout_dict(rollout: Any) -> dict[str, Any]:
+    return {
+        "id": rollout.id,
+        "strategy": rollout.strategy,
+        "candidate_version": rollout.candidate.version,
+        "baseline_versions": [r.version for r in rollout.baseline],
+        "steps": rollout.steps,
+        "step": rollout.step + 1,
+        "weight": rollout.weight,
+        "state": rollout.state,
+        "approval_id": rollout.approval_id,
+        "now": rollout.describe_step(),
+        "last_revision": rollout.last_revision,
+    }
+
+
+def _rollout_output(services: Services, rollout: Any, gw: dict[str, Any]) -> RolloutOutput:
+    rev = services.deployments.current(rollout.model_name, rollout.target)
+    if rollout.state == "active":
+        nxt = rollout.next_weight
+        step = rollout.describe_step(nxt)
+        nxt_text = (
+            f"advance (after a health check) so that {step}: "
+            f"`agent deploy rollout advance {rollout.model_name} --target {rollout.target}`; "
+            f"or abort: `agent deploy rollout abort {rollout.model_name} --target {rollout.target}`"
+        )
+    elif rollout.state == "completed":
+        nxt_text = (
+            f"rollout completed; `agent deploy rollback {rollout.model_name} --target "
+            f"{rollout.target}` returns to the version before it"
+        )
+    elif rollout.state == "aborted":
+        nxt_text = "rollout aborted; the routes from before it serve again"
+    else:
+        nxt_text = f"rollout {rollout.state}; see `agent deploy status {rollout.model_name}`"
+    return RolloutOutput(
+        rollout=_rollout_dict(rollout),
+        revision=rev.revision if rev else rollout.last_revision,
+        routes=[
+            r.model_dump(include={"version", "weight", "role", "slot"})
+            for r in (rev.routes if rev else [])
+        ],
+        gateway_url=gw.get("url"),
+        next=nxt_text,
+    )

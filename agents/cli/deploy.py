@@ -1,29 +1,45 @@
-"""``agent deploy status|rollback|stop``."""
+"""``agent deploy status|staging|rollout|rollback|render|stop``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from agents.cli.common import as_option, call, console, emit, human, json_option, runtime
 
+target_option = click.option(
+    "--target",
+    type=click.Choice(["local", "staging"]),
+    default="local",
+    show_default=True,
+    help="local is production on this machine (approval-gated); staging needs no approval.",
+)
+
 
 @click.group()
 def deploy() -> None:
-    """Deployment status, rollback and gateway control."""
+    """Deployment status, rollouts, rollback, manifests and gateway control."""
 
 
 @deploy.command("status")
 @click.argument("name", required=False)
+@target_option
 @as_option
 @json_option
 @click.pass_context
-def status_cmd(ctx: click.Context, name: str | None, as_user: str | None, as_json: bool) -> None:
-    """Live versions, revision history and gateway health (all deployments without NAME)."""
+def status_cmd(
+    ctx: click.Context, name: str | None, target: str, as_user: str | None, as_json: bool
+) -> None:
+    """Live versions, weights, rollout in progress, revision history and gateway health."""
     actor = human(ctx, as_user)
-    names = [name] if name else runtime(ctx).services.deployments.list_deployments()
-    out = {"deployments": [call(ctx, actor, "get_deployment", {"name": n}) for n in names]}
+    names = [name] if name else runtime(ctx).services.deployments.list_deployments(target)
+    out = {
+        "deployments": [
+            call(ctx, actor, "get_deployment", {"name": n, "target": target}) for n in names
+        ]
+    }
 
     def render(data: dict[str, Any]) -> None:
         c = console()
@@ -32,28 +48,180 @@ def status_cmd(ctx: click.Context, name: str | None, as_user: str | None, as_jso
         for d in data["deployments"]:
             gw = d["gateway"]
             state = f"running at {gw['url']}" if gw.get("running") else "not running"
+            weights = ", ".join(f"v{v} {w:g}%" for v, w in d["weights"].items())
+            extra = "".join(
+                [
+                    f"; shadow v{', v'.join(d['shadow_versions'])}" if d["shadow_versions"] else "",
+                    f"; standby v{', v'.join(d['standby_versions'])}"
+                    if d["standby_versions"]
+                    else "",
+                ]
+            )
             c.print(
-                f"[bold]{d['name']}[/bold]: live v{', v'.join(d['live_versions'])} "
+                f"[bold]{d['name']}[/bold] ({d['target']}): {weights}{extra} "
                 f"(revision {d['revision']}, {d['strategy']}); gateway {state}"
             )
+            if d.get("rollout"):
+                r = d["rollout"]
+                c.print(
+                    f"  rollout #{r['id']} {r['strategy']} step {r['step']}/{len(r['steps'])}: {r['now']}"
+                )
             if d.get("health"):
                 h = d["health"]
                 c.print(
                     f"  health: {h.get('status')}, honesty compliant: {h.get('honesty_compliant')}"
                 )
             for r in d["history"][:10]:
+                ws = ", ".join(f"v{v} {w:g}%" for v, w in r["weights"].items())
                 c.print(
-                    f"  r{r['revision']} {r['action']:8} v{', v'.join(r['versions'])}  by {r['actor']}"
+                    f"  r{r['revision']} {r['action']:8} {ws}  by {r['actor']}"
                     f"{'  ' + r['approval_id'] if r['approval_id'] else ''}  {r['reason']}"
                 )
 
     emit(out, as_json, render)
 
 
+@deploy.command("staging")
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", default="")
+@as_option
+@json_option
+@click.pass_context
+def staging_cmd(
+    ctx: click.Context, name: str, version: str, reason: str, as_user: str | None, as_json: bool
+) -> None:
+    """Serve VERSION on the staging gateway (no approval; production goes through promotion)."""
+    out = call(
+        ctx,
+        human(ctx, as_user),
+        "deploy_to_staging",
+        {"name": name, "version": version, "reason": reason},
+    )
+    emit(
+        out,
+        as_json,
+        lambda d: console().print(
+            f"{d['name']} v{', v'.join(d['live_versions'])} on staging (revision {d['revision']}) "
+            f"at {d['gateway_url']}"
+        ),
+    )
+
+
+@deploy.group("rollout")
+def rollout() -> None:
+    """Canary, blue-green and shadow rollouts, one health-checked step at a time."""
+
+
+def _print_rollout(d: dict[str, Any]) -> None:
+    c = console()
+    r = d["rollout"]
+    c.print(
+        f"rollout #{r['id']} ({r['strategy']}, {r['state']}) step {r['step']}/{len(r['steps'])}: "
+        f"{r['now']}; revision {d['revision']}"
+    )
+    c.print(
+        "  routes: "
+        + ", ".join(f"v{x['version']} {x['weight']:g}% {x['role']}" for x in d["routes"])
+    )
+    c.print(f"  next: {d['next']}")
+
+
+@rollout.command("start")
+@click.argument("name")
+@click.option("--version", "version", required=True, help="Candidate version.")
+@click.option("--strategy", type=click.Choice(["canary", "blue-green", "shadow"]), default="canary")
+@click.option("--percent", type=float, help="Canary: first step's share of traffic (default 10).")
+@click.option("--steps", help="Canary: comma-separated shares, ending at 100 (e.g. 10,50,100).")
+@click.option("--approval", "approval_id", help="Approved promotion of VERSION (production).")
+@click.option("--reason", default="")
+@target_option
+@as_option
+@json_option
+@click.pass_context
+def rollout_start(
+    ctx: click.Context,
+    name: str,
+    version: str,
+    strategy: str,
+    percent: float | None,
+    steps: str | None,
+    approval_id: str | None,
+    reason: str,
+    target: str,
+    as_user: str | None,
+    as_json: bool,
+) -> None:
+    """Start rolling VERSION out; production needs --approval of an approved promotion."""
+    args: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "strategy": strategy,
+        "target": target,
+        "reason": reason,
+    }
+    if percent is not None:
+        args["traffic_percentage"] = percent
+    if steps:
+        args["steps"] = [float(s) for s in steps.split(",") if s.strip()]
+    if approval_id:
+        args["approval_id"] = approval_id
+    emit(call(ctx, human(ctx, as_user), "start_rollout", args), as_json, _print_rollout)
+
+
+@rollout.command("advance")
+@click.argument("name")
+@click.option("--min-requests", type=int, default=0, show_default=True)
+@click.option("--max-error-rate", type=float, default=0.01, show_default=True)
+@click.option("--wait", "wait_seconds", type=float, default=10.0, show_default=True)
+@click.option("--reason", default="")
+@target_option
+@as_option
+@json_option
+@click.pass_context
+def rollout_advance(
+    ctx: click.Context,
+    name: str,
+    min_requests: int,
+    max_error_rate: float,
+    wait_seconds: float,
+    reason: str,
+    target: str,
+    as_user: str | None,
+    as_json: bool,
+) -> None:
+    """Health-check the current step on the gateway, then take the next step."""
+    args = {
+        "name": name,
+        "target": target,
+        "min_requests": min_requests,
+        "max_error_rate": max_error_rate,
+        "wait_seconds": wait_seconds,
+        "reason": reason,
+    }
+    emit(call(ctx, human(ctx, as_user), "advance_rollout", args), as_json, _print_rollout)
+
+
+@rollout.command("abort")
+@click.argument("name")
+@click.option("--reason", default="")
+@target_option
+@as_option
+@json_option
+@click.pass_context
+def rollout_abort(
+    ctx: click.Context, name: str, reason: str, target: str, as_user: str | None, as_json: bool
+) -> None:
+    """Put back the routes the rollout started from, in one revision."""
+    args = {"name": name, "target": target, "reason": reason}
+    emit(call(ctx, human(ctx, as_user), "abort_rollout", args), as_json, _print_rollout)
+
+
 @deploy.command("rollback")
 @click.argument("name")
 @click.option("--to", "to_version", help="Earlier deployed version (default: the previous one).")
 @click.option("--reason", default="", help="Why (kept in the audit log).")
+@target_option
 @as_option
 @json_option
 @click.pass_context
@@ -62,11 +230,17 @@ def rollback_cmd(
     name: str,
     to_version: str | None,
     reason: str,
+    target: str,
     as_user: str | None,
     as_json: bool,
 ) -> None:
     """Route all traffic back to an earlier deployed version; the gateway switches without restart."""
-    args = {"name": name, "reason": reason, **({"to_version": to_version} if to_version else {})}
+    args = {
+        "name": name,
+        "reason": reason,
+        "target": target,
+        **({"to_version": to_version} if to_version else {}),
+    }
     out = call(ctx, human(ctx, as_user), "rollback_deployment", args)
     emit(
         out,
@@ -77,14 +251,105 @@ def rollback_cmd(
     )
 
 
+@deploy.command("render")
+@click.argument("name")
+@click.option("--target", "render_target", type=click.Choice(["kubernetes"]), default="kubernetes")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Build context directory.")
+@click.option("--version", help="Render a rollout of this version (default: the live routes).")
+@click.option(
+    "--strategy",
+    type=click.Choice(["direct", "canary", "blue-green", "shadow"]),
+    default="direct",
+)
+@click.option("--percent", type=float, help="Canary share (KServe canaryTrafficPercent).")
+@click.option("--approval", "approval_id", help="Approved promotion of --version.")
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(["local", "staging"]),
+    default="local",
+    show_default=True,
+    help="Whose live routes to start from.",
+)
+@click.option("--image", help="Image name for the manifests.")
+@click.option("--namespace", default="default", show_default=True)
+@as_option
+@json_option
+@click.pass_context
+def render_cmd(
+    ctx: click.Context,
+    name: str,
+    render_target: str,
+    out_dir: str | None,
+    version: str | None,
+    strategy: str,
+    percent: float | None,
+    approval_id: str | None,
+    source: str,
+    image: str | None,
+    namespace: str,
+    as_user: str | None,
+    as_json: bool,
+) -> None:
+    """Write a Dockerfile, a KServe InferenceService and a Deployment + Service (not applied)."""
+    from core.serving.k8s import RenderedManifests, write_bundle
+
+    args: dict[str, Any] = {
+        "name": name,
+        "target": render_target,
+        "namespace": namespace,
+        "source": source,
+    }
+    for key, value in (
+        ("version", version),
+        ("traffic_percentage", percent),
+        ("approval_id", approval_id),
+        ("image", image),
+    ):
+        if value is not None:
+            args[key] = value
+    if version:
+        args["strategy"] = strategy
+    out = call(ctx, human(ctx, as_user), "render_deployment", args)
+    target_dir = Path(out_dir or f"deploy/{name}-r{out['revision']}")
+    write_bundle(RenderedManifests(out["files"], out["artifacts"], out["note"]), target_dir)
+    result = {
+        "output_dir": str(target_dir),
+        "files": sorted(out["files"]),
+        "routes": out["routes"],
+        "applied": False,
+        "note": out["note"],
+    }
+
+    def show(d: dict[str, Any]) -> None:
+        c = console()
+        c.print(f"Wrote {len(d['files'])} files and the model artifacts to {d['output_dir']}:")
+        for f in d["files"]:
+            c.print(f"  {f}")
+        c.print(d["note"])
+
+    emit(result, as_json, show)
+
+
 @deploy.command("stop")
 @click.argument("name")
+@click.option(
+    "--target",
+    type=click.Choice(["local", "staging"]),
+    default=None,
+    help="Only this target's gateway (default: all of NAME's gateways).",
+)
 @as_option
 @click.pass_context
-def stop_cmd(ctx: click.Context, name: str, as_user: str | None) -> None:
+def stop_cmd(ctx: click.Context, name: str, target: str | None, as_user: str | None) -> None:
     """Stop the model's gateway process (the deployment record stays)."""
     actor = human(ctx, as_user)
-    call(ctx, actor, "get_deployment", {"name": name})
+    if target:
+        call(ctx, actor, "get_deployment", {"name": name, "target": target})
+    elif name not in runtime(ctx).services.deployments.list_deployments():
+        from core.errors import NotFound
+
+        raise NotFound(f"{name} has no deployment", hint="See `agent deploy status`.")
     runtime(ctx).services.policy.require(actor, "deploy:rollback")
-    stopped = runtime(ctx).services.deployments.stop_gateway(name)
+    stopped = runtime(ctx).services.deployments.stop_gateway(name, target)
     console().print(f"{name}: gateway {'stopped' if stopped else 'was not running'}.")

@@ -1,320 +1,435 @@
-"""Gateway process for one model: ``python -m core.serving.gateway --model NAME``.
+"""Gateway process for one model deployment: ``python -m core.serving.gateway --model NAME``.
 
-Reads its routing table from the state DB, loads each live version once (after checking
-the artifact's SHA-256) and swaps the table atomically when a new revision appears.
+Reads its routing table from the state DB (or a routes file in a container), loads each
+routed version once after checking its artifact's SHA-256, and swaps the table atomically
+when a new revision appears: the new table is fully loaded before the swap, so a rollout
+step or a rollback never fails a request and never restarts the process.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import itertools
 import json
 import logging
-import math
-import random
+import os
+import queue
+import secrets
 import threading
 import time
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+import orjson
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from core.deployment import DeploymentRow, RevisionRow, ServedVersion
-from core.honesty import ImplementationStatus
-from core.registry import verify_artifact
+from core.serving.loader import LoadedVersion, load_version
+from core.serving.metrics import GatewayCollector, new_stats
+from core.serving.prediction_log import PredictionLog
+from core.serving.routing import RoutingTable
 from core.state import get_engine
 
 log = logging.getLogger("modelops.gateway")
-MAX_BODY_BYTES = 1_000_000
-MAX_ROWS = 1000
+SHADOW_QUEUE = 10_000
+_LABEL_FIELDS = ("implementation_status", "accuracy_claim", "validation_status")
 
 
-class BadRequest(Exception):
-    pass
+class ShadowMirror:
+    """Replays requests on the shadow versions from a background thread.
 
+    Answers always come from the primary; the shadow's prediction is logged next to the
+    primary's (same request id) with role ``shadow``. A full queue drops the mirror copy
+    and counts it: shadow traffic must never slow the primary down.
+    """
 
-@dataclass(frozen=True)
-class LoadedVersion:
-    served: ServedVersion
-    model: Any
-    n_features: int
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+        self._queue: queue.Queue = queue.Queue(maxsize=SHADOW_QUEUE)
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
 
-    @property
-    def honesty_compliant(self) -> bool:
-        s = self.served
-        return bool(
-            s.implementation_status
-            and s.accuracy_claim
-            and s.validation_status
-            and s.implementation_status != ImplementationStatus.PLANNED
-        )
+    def submit(
+        self, now: float, seq: int, table: RoutingTable, x: Any, feats: Any, labels: Any
+    ) -> None:
+        try:
+            self._queue.put_nowait((now, seq, table.revision, table.shadows, x, feats, labels))
+        except queue.Full:
+            self.dropped += 1
 
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="shadow-mirror", daemon=True)
+        self._thread.start()
 
-@dataclass(frozen=True)
-class RoutingTable:
-    revision: int
-    versions: tuple[LoadedVersion, ...]
-    weights: tuple[float, ...]
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(10)
 
-    def pick(self) -> LoadedVersion:
-        if len(self.versions) == 1:
-            return self.versions[0]
-        return random.choices(self.versions, weights=self.weights, k=1)[0]
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every queued mirror request has been processed (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
 
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._mirror(*item)
+            finally:
+                self._queue.task_done()
 
-def load_version(served: ServedVersion) -> LoadedVersion:
-    import mlflow.sklearn  # load time only, never per request
-
-    path = verify_artifact(served.artifact_uri, served.artifact_sha256, ref=f"v{served.version}")
-    model = mlflow.sklearn.load_model(str(path))
-    return LoadedVersion(served=served, model=model, n_features=int(model.n_features_in_))
+    def _mirror(
+        self, now: float, seq: int, revision: int, shadows: tuple, x: Any, feats: Any, primary: Any
+    ) -> None:
+        for v in shadows:
+            t0 = time.perf_counter()
+            st = v.stats
+            try:
+                labels, proba = v.predict(x)
+            except Exception as exc:  # a failing shadow is reported, and the primary is unaffected
+                log.exception("shadow v%s failed", v.served.version)
+                st.shadow_errors += 1
+                self.gw.log.record(
+                    (
+                        now,
+                        seq,
+                        revision,
+                        v.served.version,
+                        "shadow",
+                        500,
+                        time.perf_counter() - t0,
+                        feats,
+                        None,
+                        f"{type(exc).__name__}: {exc}",
+                    )
+                )
+                continue
+            elapsed = time.perf_counter() - t0
+            st.shadow_requests += 1
+            st.shadow_comparisons += 1
+            if np.array_equal(np.asarray(labels).astype(str), np.asarray(primary).astype(str)):
+                st.shadow_agreements += 1
+            single = len(feats) > 0 and type(feats[0]) is not list
+            out = {"prediction": labels.item(0) if single else labels.tolist()}
+            if proba is not None:
+                out["probabilities"] = proba[0] if single else proba
+            self.gw.log.record(
+                (now, seq, revision, v.served.version, "shadow", 200, elapsed, feats, out, None)
+            )
 
 
 class Gateway:
-    """Holds the routing table of one model and answers predictions from it."""
+    """Holds the routing table of one model deployment and everything a request touches."""
 
-    def __init__(self, model_name: str, state_db_url: str, poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        state_db_url: str,
+        *,
+        target: str = "local",
+        poll_seconds: float = 0.5,
+        routes_file: Path | None = None,
+        log_flush_seconds: float = 0.5,
+    ) -> None:
         self.model_name = model_name
+        self.target = target
         self.engine = get_engine(state_db_url)
         self.poll_seconds = poll_seconds
+        self.routes_file = routes_file
+        self._routes_mtime: float | None = None
         self.table: RoutingTable | None = None
         self.last_reload_error: str | None = None
-        self._cache: dict[tuple[str, str], LoadedVersion] = {}
+        self.reloads = 0
+        self._models: dict[tuple[str, str], LoadedVersion] = {}
+        self._labelled: dict[tuple, LoadedVersion] = {}
         self._stop = threading.Event()
-        self.metrics = _Metrics()
+        self._poller: threading.Thread | None = None
+        self.seq = itertools.count(1)
+        self.errors: dict[str, int] = {}
+        self.gateway_id = secrets.token_hex(4)
+        self.log = PredictionLog(
+            self.engine,
+            model_name,
+            target,
+            gateway_id=self.gateway_id,
+            flush_seconds=log_flush_seconds,
+        )
+        self.shadow = ShadowMirror(self)
+        self.server_info: dict[str, str] = {}
+        self.metrics_registry = CollectorRegistry(auto_describe=False)
+        self.metrics_registry.register(
+            GatewayCollector(
+                lambda: list(self._labelled.values()), self.errors, self._extra_counters
+            )
+        )
 
     # Routing table --------------------------------------------------------------------
-    def _latest_revision(self) -> RevisionRow | None:
+    def _latest(self) -> tuple[int, str, list[dict]] | None:
+        if self.routes_file is not None:
+            mtime = self.routes_file.stat().st_mtime
+            if self.table is not None and mtime == self._routes_mtime:
+                return None
+            spec = json.loads(self.routes_file.read_text())
+            self._routes_mtime = mtime
+            base = self.routes_file.parent
+            routes = [
+                {
+                    **r,
+                    "artifact_uri": str((base / r["artifact_uri"]).resolve())
+                    if "://" not in r["artifact_uri"] and not r["artifact_uri"].startswith("/")
+                    else r["artifact_uri"],
+                }
+                for r in spec["routes"]
+            ]
+            return int(spec.get("revision", 1)), spec.get("strategy", "direct"), routes
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(RevisionRow.revision, RevisionRow.routes)
+                select(RevisionRow.revision, RevisionRow.strategy, RevisionRow.routes)
                 .join(DeploymentRow, DeploymentRow.id == RevisionRow.deployment_id)
-                .where(DeploymentRow.model_name == self.model_name)
+                .where(
+                    DeploymentRow.model_name == self.model_name, DeploymentRow.target == self.target
+                )
                 .order_by(RevisionRow.revision.desc())
                 .limit(1)
             ).first()
-        return row
+        return None if row is None else (row.revision, row.strategy, row.routes)
+
+    def _loaded(self, served: ServedVersion) -> LoadedVersion:
+        """The loaded model for a route; counters are shared by every route with the same
+        version, artifact and honesty labels (role and slot may change between revisions)."""
+        key = (served.version, served.artifact_sha256)
+        if key not in self._models:
+            self._models[key] = load_version(served)
+        base = self._models[key]
+        labels = (*key, *(getattr(served, f) for f in _LABEL_FIELDS))
+        if labels not in self._labelled:
+            self._labelled[labels] = LoadedVersion(
+                served, base.runtime, base.n_features, base.dtype, base.predict, new_stats()
+            )
+        shared = self._labelled[labels]
+        if shared.served == served:
+            return shared
+        return LoadedVersion(
+            served, base.runtime, base.n_features, base.dtype, base.predict, shared.stats
+        )
 
     def refresh(self) -> bool:
-        """Load the latest revision if it is newer than the one being served."""
-        row = self._latest_revision()
-        if row is None or (self.table is not None and row.revision == self.table.revision):
+        """Load the latest revision if it is newer than the one being served; True if swapped."""
+        latest = self._latest()
+        if latest is None:
             return False
-        routes = [ServedVersion(**r) for r in row.routes if r["weight"] > 0]
+        revision, strategy, raw_routes = latest
+        if self.table is not None and revision == self.table.revision and self.routes_file is None:
+            return False
+        routes = [ServedVersion(**r) for r in raw_routes]
         try:
-            loaded = []
-            for served in routes:
-                key = (served.version, served.artifact_sha256)
-                if key not in self._cache:
-                    self._cache[key] = load_version(served)
-                loaded.append(self._cache[key])
-        except Exception as exc:  # keep serving the old table; report why on /health
-            self.last_reload_error = f"revision {row.revision}: {exc}"
+            live = [r for r in routes if r.weight > 0]
+            # Canary routes last, so sticky keys on the canary stay there as its share grows.
+            live.sort(key=lambda r: r.role == "canary")
+            loaded_live = tuple(self._loaded(r) for r in live)
+            shadows = tuple(self._loaded(r) for r in routes if r.role == "shadow")
+            standby = tuple(self._loaded(r) for r in routes if r.role == "standby")
+        except Exception as exc:  # keep serving the old table; /health says why
+            self.last_reload_error = f"revision {revision}: {type(exc).__name__}: {exc}"
             log.error("reload failed, still serving the previous table: %s", self.last_reload_error)
             return False
-        self.table = RoutingTable(row.revision, tuple(loaded), tuple(r.weight for r in routes))
+        prefixes = {
+            v.served.version: _prefix(self.model_name, v.served, revision) for v in loaded_live
+        }
+        table = RoutingTable(
+            revision,
+            strategy,
+            loaded_live,
+            tuple(r.weight for r in live),
+            shadows,
+            standby,
+            prefixes,
+        )
+        for v in loaded_live + shadows:  # warm up: the first real request pays no lazy init
+            v.predict(np.zeros((1, v.n_features), dtype=v.dtype))
+        self.table = table
         self.last_reload_error = None
-        log.info("serving revision %s: %s", row.revision, [v.served.version for v in loaded])
+        self.reloads += 1
+        log.info(
+            "serving revision %s (%s): %s",
+            revision,
+            strategy,
+            {v.served.version: w for v, w in zip(loaded_live, table.weights, strict=True)},
+        )
         return True
 
-    def start_polling(self) -> None:
-        def loop() -> None:
-            while not self._stop.wait(self.poll_seconds):
-                try:
-                    self.refresh()
-                except Exception:  # the DB may be briefly locked; try again next tick
-                    log.exception("routing table poll failed")
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # the DB may be briefly unavailable; the next tick retries
+                log.exception("routing table poll failed")
 
-        threading.Thread(target=loop, name="routing-poll", daemon=True).start()
+    def start_background(self) -> None:
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, name="routing-poll", daemon=True)
+        self._poller.start()
+        self.log.start()
+        self.shadow.start()
 
-    def stop(self) -> None:
+    def stop_background(self) -> None:
         self._stop.set()
+        self.shadow.stop()
+        self.log.stop()
 
-    # Predictions ----------------------------------------------------------------------
-    def predict(self, body: Any) -> dict[str, Any]:
+    # Reporting ------------------------------------------------------------------------
+    def _extra_counters(self) -> dict[str, tuple[str, float]]:
+        return {
+            "prediction_log_written": (
+                "Prediction log rows written to the state DB",
+                self.log.written,
+            ),
+            "prediction_log_dropped": (
+                "Prediction log rows dropped (buffer full)",
+                self.log.dropped,
+            ),
+            "prediction_log_flush_errors": ("Failed prediction log flushes", self.log.flush_errors),
+            "prediction_log_pending": (
+                "Prediction log rows waiting to be written",
+                self.log.pending,
+            ),
+            "shadow_mirror_dropped": (
+                "Mirror copies dropped (shadow queue full)",
+                self.shadow.dropped,
+            ),
+            "routing_table_reloads": ("Routing tables loaded", self.reloads),
+        }
+
+    def health(self) -> dict[str, Any]:
         table = self.table
-        if table is None:
-            raise LookupError("no live version")
-        target = table.pick()
-        rows, single = parse_features(body, target.n_features)
-        start = time.perf_counter()
-        labels = target.model.predict(rows)
-        proba = None
-        if hasattr(target.model, "predict_proba"):
-            proba = target.model.predict_proba(rows)
-        elapsed = time.perf_counter() - start
-        s = target.served
-        self.metrics.observe(s, target.honesty_compliant, elapsed)
-        preds = [_scalar(v) for v in labels]
-        out: dict[str, Any] = {
+        versions = []
+        if table is not None:
+            weights = dict(zip((v.served.version for v in table.live), table.weights, strict=True))
+            for v in table.versions:
+                s, st = v.served, v.stats
+                versions.append(
+                    {
+                        "version": s.version,
+                        "weight": weights.get(s.version, 0.0),
+                        "role": s.role,
+                        "slot": s.slot,
+                        "runtime": v.runtime,
+                        "implementation_status": s.implementation_status,
+                        "honesty_compliant": v.honesty_compliant,
+                        "requests": st.requests,
+                        "server_errors": st.server_errors,
+                        "shadow": {
+                            "requests": st.shadow_requests,
+                            "errors": st.shadow_errors,
+                            "agreements": st.shadow_agreements,
+                        }
+                        if s.role == "shadow"
+                        else None,
+                    }
+                )
+        served = [v for v in versions if v["weight"] > 0]
+        return {
+            "status": "ok" if table else "no_live_version",
             "model_name": self.model_name,
+            "target": self.target,
+            "revision": table.revision if table else None,
+            "strategy": table.strategy if table else None,
+            "versions": versions,
+            "honesty_compliant": bool(served) and all(v["honesty_compliant"] for v in served),
+            "last_reload_error": self.last_reload_error,
+            "rejected": dict(self.errors),
+            "prediction_log": {
+                "written": self.log.written,
+                "pending": self.log.pending,
+                "dropped": self.log.dropped,
+                "flush_errors": self.log.flush_errors,
+                "last_error": self.log.last_error,
+            },
+            "shadow_dropped": self.shadow.dropped,
+            "server": self.server_info,
+            "pid": os.getpid(),
+        }
+
+
+def _prefix(model_name: str, s: ServedVersion, revision: int) -> bytes:
+    head = orjson.dumps(
+        {
+            "model_name": model_name,
             "model_version": s.version,
             "implementation_status": s.implementation_status,
             "accuracy_claim": s.accuracy_claim,
             "validation_status": s.validation_status,
+            "revision": revision,
         }
-        if single:
-            out["prediction"] = preds[0]
-            if proba is not None:
-                out["probabilities"] = [float(p) for p in proba[0]]
-        else:
-            out["prediction"] = preds
-            if proba is not None:
-                out["probabilities"] = [[float(p) for p in row] for row in proba]
-        return out
-
-    def health(self) -> dict[str, Any]:
-        table = self.table
-        versions = (
-            [
-                {
-                    "version": v.served.version,
-                    "weight": w,
-                    "implementation_status": v.served.implementation_status,
-                    "honesty_compliant": v.honesty_compliant,
-                }
-                for v, w in zip(table.versions, table.weights, strict=True)
-            ]
-            if table
-            else []
-        )
-        return {
-            "status": "ok" if table else "no_live_version",
-            "model_name": self.model_name,
-            "revision": table.revision if table else None,
-            "versions": versions,
-            "honesty_compliant": bool(versions) and all(v["honesty_compliant"] for v in versions),
-            "last_reload_error": self.last_reload_error,
-        }
+    )
+    return head[:-1] + b","
 
 
-def parse_features(body: Any, n_features: int) -> tuple[np.ndarray, bool]:
-    """``{"features": [x1..xn]}`` (one row) or ``{"features": [[...], ...]}`` (a batch)."""
-    if not isinstance(body, dict) or "features" not in body:
-        raise BadRequest('body must be a JSON object with a "features" array')
-    feats = body["features"]
-    if not isinstance(feats, list) or not feats:
-        raise BadRequest('"features" must be a non-empty array')
-    single = not isinstance(feats[0], list)
-    rows = [feats] if single else feats
-    if len(rows) > MAX_ROWS:
-        raise BadRequest(f"at most {MAX_ROWS} rows per request, got {len(rows)}")
-    for i, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != n_features:
-            got = len(row) if isinstance(row, list) else type(row).__name__
-            raise BadRequest(f"row {i}: expected {n_features} features, got {got}")
-        for j, v in enumerate(row):
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise BadRequest(f"row {i}, feature {j}: expected a number, got {type(v).__name__}")
-            if not math.isfinite(v):
-                raise BadRequest(f"row {i}, feature {j}: NaN and infinity are not accepted")
-    return np.asarray(rows, dtype=np.float64), single
+def server_options() -> dict[str, str]:
+    """uvicorn's fastest installed HTTP parser and event loop (httptools, uvloop)."""
+    import importlib.util
 
-
-def _scalar(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
-
-
-class _Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.predictions = Counter(
-            "predictions_total",
-            "Predictions answered",
-            ["implementation_status", "model_version"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "prediction_latency_seconds",
-            "Model call latency",
-            registry=self.registry,
-            buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
-        )
-        self.compliant = Counter(
-            "honesty_compliant_responses_total",
-            "Responses carrying complete honesty labels",
-            registry=self.registry,
-        )
-        self.missing = Counter(
-            "missing_honesty_labels_total",
-            "Responses missing an honesty label",
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "prediction_errors_total",
-            "Rejected or failed requests",
-            ["reason"],
-            registry=self.registry,
-        )
-
-    def observe(self, served: ServedVersion, compliant: bool, seconds: float) -> None:
-        self.predictions.labels(served.implementation_status or "MISSING", served.version).inc()
-        self.latency.observe(seconds)
-        (self.compliant if compliant else self.missing).inc()
-
-
-def create_app(gateway: Gateway) -> FastAPI:
-    app = FastAPI(title=f"ModelOps gateway: {gateway.model_name}")
-
-    @app.post("/predict")
-    async def predict(request: Request) -> JSONResponse:
-        body_bytes = await request.body()
-        if len(body_bytes) > MAX_BODY_BYTES:
-            gateway.metrics.errors.labels("too_large").inc()
-            return JSONResponse(
-                {"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413
-            )
-        try:
-            body = json.loads(body_bytes)
-        except ValueError as exc:
-            gateway.metrics.errors.labels("bad_json").inc()
-            return JSONResponse({"error": f"malformed JSON: {exc}"}, status_code=400)
-        try:
-            return JSONResponse(gateway.predict(body))
-        except BadRequest as exc:
-            gateway.metrics.errors.labels("bad_input").inc()
-            return JSONResponse({"error": str(exc)}, status_code=422)
-        except LookupError as exc:
-            gateway.metrics.errors.labels("no_route").inc()
-            return JSONResponse({"error": str(exc)}, status_code=503)
-
-    @app.get("/health")
-    async def health() -> JSONResponse:
-        h = gateway.health()
-        return JSONResponse(h, status_code=200 if h["status"] == "ok" else 503)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+    return {
+        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
+    from core.serving.app import GatewayApp
     from core.settings import load_settings
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", required=True)
+    p.add_argument("--target", default="local")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--poll-seconds", type=float, default=0.5)
+    p.add_argument(
+        "--routes-file",
+        type=Path,
+        default=None,
+        help="Serve the routes in this JSON file instead of the state DB's revisions.",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    gateway = Gateway(args.model, load_settings().resolved_state_db_url)
+    # A feature beyond float32's range becomes inf on conversion, which parse_features then
+    # rejects with a message; numpy's own overflow warning would only add noise per request.
+    np.seterr(over="ignore")
+    settings = load_settings()
+    settings.ensure_home()
+    gateway = Gateway(
+        args.model,
+        settings.resolved_state_db_url,
+        target=args.target,
+        poll_seconds=args.poll_seconds,
+        routes_file=args.routes_file,
+    )
     gateway.refresh()
-    gateway.start_polling()
+    opts = server_options()
+    gateway.server_info = opts
+    # Everything loaded so far lives as long as the process: keep it out of the cyclic
+    # GC's scans, which otherwise grow with every import and model (a few µs per request).
+    gc.freeze()
     uvicorn.run(
-        create_app(gateway), host=args.host, port=args.port, log_level="warning", access_log=False
+        GatewayApp(gateway),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,
+        workers=1,
+        **opts,
     )
 
 

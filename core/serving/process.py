@@ -1,0 +1,181 @@
+"""Start, find and stop the detached gateway process of one model deployment.
+
+Each gateway records its pid, port and URL in ``MODELOPS_HOME/gateways/NAME/gateway.json``
+(``NAME@TARGET`` for targets other than ``local``), so any later CLI call can find it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.errors import ExternalServiceError
+
+GATEWAY_FILE = "gateway.json"
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def gateway_dir(home: Path, model_name: str, target: str) -> Path:
+    d = home / "gateways" / (model_name if target == "local" else f"{model_name}@{target}")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def gateway_targets(home: Path, model_name: str) -> list[str]:
+    """Targets of ``model_name`` that have a gateway record on disk."""
+    root = home / "gateways"
+    if not root.is_dir():
+        return []
+    out = []
+    for d in root.iterdir():
+        if not (d / GATEWAY_FILE).exists():
+            continue
+        name, _, target = d.name.partition("@")
+        if name == model_name:
+            out.append(target or "local")
+    return sorted(out)
+
+
+def read_gateway(home: Path, model_name: str, target: str) -> dict[str, Any]:
+    meta_file = gateway_dir(home, model_name, target) / GATEWAY_FILE
+    if not meta_file.exists():
+        return {"running": False}
+    meta = json.loads(meta_file.read_text())
+    meta["running"] = pid_alive(meta.get("pid"))
+    return meta
+
+
+def start_gateway(
+    home: Path,
+    state_db_url: str,
+    model_name: str,
+    *,
+    target: str,
+    host: str,
+    port: int,
+    timeout: float,
+    poll_seconds: float,
+) -> dict[str, Any]:
+    """Start the gateway detached (own session, log file) and wait until /health answers."""
+    if port == 0:
+        port = free_port(host)
+    gdir = gateway_dir(home, model_name, target)
+    log_path = gdir / "gateway.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    env = {**os.environ, "MODELOPS_STATE_DB_URL": state_db_url, "MODELOPS_HOME": str(home)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.serving.gateway",
+            "--model",
+            model_name,
+            "--target",
+            target,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--poll-seconds",
+            str(poll_seconds),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+        cwd=str(_ROOT),
+    )
+    log.close()
+    url = f"http://{host}:{port}"
+    meta = {
+        "pid": proc.pid,
+        "host": host,
+        "port": port,
+        "url": url,
+        "target": target,
+        "state_db": state_db_fingerprint(state_db_url),
+        "log": str(log_path),
+        "started_at": time.time(),
+    }
+    (gdir / GATEWAY_FILE).write_text(json.dumps(meta))
+    wait_healthy(url, proc, timeout, log_path)
+    return {**meta, "running": True}
+
+
+def state_db_fingerprint(url: str) -> str:
+    """Which state DB a gateway reads, without writing its URL (maybe with a password) down."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def stop_gateway(home: Path, model_name: str, target: str) -> bool:
+    info = read_gateway(home, model_name, target)
+    pid = info.get("pid")
+    stopped = False
+    if info.get("running") and pid:
+        os.kill(pid, signal.SIGTERM)
+        # The gateway flushes its prediction log on SIGTERM before it exits.
+        for _ in range(200):
+            if not pid_alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        stopped = True
+    meta_file = gateway_dir(home, model_name, target) / GATEWAY_FILE
+    if meta_file.exists():
+        meta_file.unlink()
+    return stopped
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise ExternalServiceError(
+                f"gateway exited with code {proc.returncode} during start-up",
+                hint=f"Its log ends with:\n{tail}",
+            )
+        try:
+            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass  # not listening yet: poll again until the deadline
+        time.sleep(0.1)
+    raise ExternalServiceError(
+        f"gateway at {url} not healthy after {timeout:.0f} s", hint=f"See {log}."
+    )

@@ -1,0 +1,272 @@
+"""Optimizer tool: export a registered scikit-learn version to ONNX, check parity, benchmark,
+and register the adopted artifact as a new version with lineage and the report attached."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from core.errors import Conflict, InvalidInput, NotFound
+from core.honesty import HONESTY_FIELDS, HonestyMetadata
+from tools.base import ToolInput, tool
+from tools.context import CallContext, Services
+from tools.registry_tools import VERSION_PATTERN
+
+MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}[@/]([0-9]{1,9}|champion|challenger)$"
+_TAG_LIMIT = 5000  # MLflow tag values are capped at 8000 characters
+
+
+class OptimizeModelInput(ToolInput):
+    model_id: str | None = Field(
+        default=None,
+        pattern=MODEL_ID,
+        description='"name@alias" (champion/challenger) or "name/version"; or give name + version.',
+    )
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    version: str | None = Field(default=None, pattern=VERSION_PATTERN)
+    target: Literal["latency", "size", "throughput"] = "latency"
+    dataset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="CSV of held-out rows for the parity check and benchmarks (default: the "
+        "training dataset logged with the version, when its source file is reachable).",
+    )
+    target_column: str = Field(default="target", min_length=1, max_length=256)
+    max_rows: int = Field(default=2000, ge=10, le=100_000)
+    benchmark_seconds: float = Field(
+        default=2.0, gt=0, le=30, description="Time budget of each latency/throughput measurement."
+    )
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> OptimizeModelInput:
+        if (self.model_id is None) == (self.name is None):
+            raise ValueError('give either model_id ("name@alias" / "name/version") or name')
+        if self.model_id is not None and self.version is not None:
+            raise ValueError("version goes inside model_id; do not give both")
+        return self
+
+    def reference(self) -> tuple[str, str]:
+        if self.model_id is not None:
+            name, version = re.split(r"[@/]", self.model_id, maxsplit=1)
+            return name, version
+        return str(self.name), self.version or "champion"
+
+
+class OptimizeModelOutput(BaseModel):
+    name: str
+    source_version: str
+    registered: bool
+    version: str | None
+    adopted: str
+    reason: str
+    parity: dict[str, Any]
+    benchmarks: list[dict[str, Any]]
+    artifact_sha256: str | None
+    honesty: dict[str, str]
+    lineage: dict[str, str]
+    report: str
+    rows_source: str
+
+
+@tool(permission="optimize:run", side_effect="write")
+def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModelOutput:
+    """Export a registered scikit-learn version to ONNX, gate it on parity, benchmark it, and register the result as a new version."""
+    from core.optimizer import BenchmarkSettings, optimize
+
+    services = call.services
+    reg = services.registry
+    name, ref = args.reference()
+    info = reg.get(name, ref)
+    if "optimized_from" in info.tags:
+        raise InvalidInput(
+            f"{info.ref} is already an optimized artifact (from v{info.tags['optimized_from']})",
+            hint=f"Optimize the scikit-learn version: {name}/{info.tags['optimized_from']}.",
+        )
+    model = reg.load_sklearn(info.name, info.version)  # digest-checked before loading
+    X, rows_source = _holdout_rows(services, info, model, args)
+    out_dir = (
+        services.settings.home_dir / "optimizer" / f"{name}-v{info.version}-{secrets.token_hex(3)}"
+    )
+    with warnings.catch_warnings():
+        # The rows were selected by the model's own feature names, so sklearn's warning
+        # about a nameless array says nothing here (and costs time in the benchmarks).
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        report = optimize(
+            model,
+            X[:5],
+            X,
+            target=args.target,
+            out_dir=out_dir,
+            benchmark=BenchmarkSettings(max_seconds_per_measurement=args.benchmark_seconds),
+        )
+    benchmarks = [b.model_dump(mode="json") for b in report.benchmarks]
+    parity = report.parity.model_dump(mode="json")
+    if report.artifact_path is None:
+        return OptimizeModelOutput(
+            name=name,
+            source_version=info.version,
+            registered=False,
+            version=None,
+            adopted=report.adopted,
+            reason=report.reason,
+            parity=parity,
+            benchmarks=benchmarks,
+            artifact_sha256=None,
+            honesty=info.honesty,
+            lineage={},
+            report=report.report_path,
+            rows_source=rows_source,
+        )
+    import hashlib
+
+    onnx_bytes = Path(report.artifact_path).read_bytes()
+    if hashlib.sha256(onnx_bytes).hexdigest() != report.artifact_sha256:
+        raise Conflict(f"{report.artifact_path} changed after the optimizer wrote it")
+    honesty, tags = _carried_over(info, report)
+    tags.update(
+        {
+            "optimized_from": info.version,
+            "optimized_from_run_id": info.run_id or "",
+            "optimization_target": args.target,
+            "optimization_adopted": report.adopted,
+            "optimization_reason": report.reason[:_TAG_LIMIT],
+            "optimization_report": "optimization/report.json",
+            "parity_summary": report.parity.summary()[:_TAG_LIMIT],
+            "parity_rows": str(report.parity.rows),
+            "parity_max_abs_diff": f"{report.parity.max_abs_diff:.3g}",
+            "parity_label_agreement": ""
+            if report.parity.label_agreement is None
+            else f"{report.parity.label_agreement:.6f}",
+            "onnx_sha256": report.artifact_sha256 or "",
+            "serving_runtime": "onnxruntime",
+            "converter": report.converter,
+            "parity_rows_source": Path(rows_source).name,
+        }
+    )
+    for key in ("dataset_digest", "dataset_name"):
+        if key in info.tags:
+            tags[key] = info.tags[key]
+    metrics = {}
+    for b in report.benchmarks:
+        metrics[f"{b.artifact}_p50_us"] = b.single_row.p50_us
+        metrics[f"{b.artifact}_p99_us"] = b.single_row.p99_us
+        metrics[f"{b.artifact}_rows_per_second"] = b.batch.rows_per_second
+        metrics[f"{b.artifact}_size_bytes"] = float(b.size_bytes)
+    run_id = reg.log_onnx_run(
+        onnx_bytes,
+        n_features=report.n_features,
+        run_name=f"{name}-v{info.version}-{report.adopted}",
+        tags=tags,
+        artifacts=[Path(report.report_path)],
+        metrics=metrics,
+        params={"target": args.target, "holdout_rows": report.holdout_rows},
+    )
+    new = reg.register_from_run(
+        name,
+        run_id,
+        honesty=honesty,
+        description=f"{report.adopted} optimization of v{info.version} for {args.target}: {report.reason}"[
+            :2000
+        ],
+    )
+    return OptimizeModelOutput(
+        name=name,
+        source_version=info.version,
+        registered=True,
+        version=new.version,
+        adopted=report.adopted,
+        reason=report.reason,
+        parity=parity,
+        benchmarks=benchmarks,
+        artifact_sha256=new.artifact_sha256,
+        honesty=new.honesty,
+        lineage=new.lineage,
+        report=report.report_path,
+        rows_source=rows_source,
+    )
+
+
+def _carried_over(info: Any, report: Any) -> tuple[HonestyMetadata | None, dict[str, str]]:
+    """The source's honesty metadata, with the parity check added to its validation method.
+
+    The QA verdict (validation_status) is not carried over: the new artifact needs its own.
+    A source with incomplete metadata stays incomplete, so the promotion gates still block it.
+    """
+    src = {k: info.tags.get(k, "") for k in HONESTY_FIELDS}
+    check = (
+        f"ONNX parity check against v{info.version} on {report.parity.rows} held-out rows: "
+        f"{report.parity.summary()}"
+    )
+    method = f"{src['validation_method']}; {check}" if src["validation_method"] else check
+    src["validation_method"] = method[:_TAG_LIMIT]
+    if src["accuracy_claim"]:
+        src["accuracy_claim"] = (
+            f"{src['accuracy_claim']} (measured on v{info.version}; this ONNX artifact "
+            f"reproduces its outputs, see validation_method)"
+        )[:_TAG_LIMIT]
+    if all(src.values()):
+        return HonestyMetadata(**src), {}
+    return None, {k: v for k, v in src.items() if v}
+
+
+def _holdout_rows(
+    services: Services, info: Any, model: Any, args: OptimizeModelInput
+) -> tuple[Any, str]:
+    import pandas as pd
+
+    if args.dataset is not None:
+        path = services.resolve_data_path(args.dataset)
+    else:
+        path = _logged_dataset_path(services, info)
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {path.name}: {exc}") from exc
+    names = getattr(model, "feature_names_in_", None)
+    features = (
+        [str(c) for c in names]
+        if names is not None
+        else [c for c in frame.columns if c != args.target_column]
+    )
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise InvalidInput(
+            f"{path.name} lacks feature columns the model needs: {', '.join(missing[:10])}"
+        )
+    X = frame[features].head(args.max_rows)
+    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(X[c])]
+    if non_numeric:
+        raise InvalidInput(f"non-numeric feature columns: {', '.join(non_numeric[:10])}")
+    return X.to_numpy(dtype="float64"), str(path)
+
+
+def _logged_dataset_path(services: Services, info: Any) -> Path:
+    """A dataset logged with the version's run: an evaluation (held-out) set first, else the
+    training set (parity only needs rows from the model's feature space)."""
+    run = services.registry.client.get_run(info.run_id) if info.run_id else None
+    inputs = run.inputs.dataset_inputs if run is not None else []
+    ranked = sorted(
+        (
+            0
+            if any(t.key == "mlflow.data.context" and t.value == "evaluation" for t in d.tags)
+            else 1,
+            d.dataset.name,
+        )
+        for d in inputs
+    )
+    for _, dataset_name in ranked:
+        try:
+            return services.registry.logged_dataset_path(info.name, info.version, dataset_name)
+        except NotFound:
+            continue  # logged as schema + digest only; try the next one
+    names = ", ".join(n for _, n in ranked) or "none"
+    raise InvalidInput(
+        f"{info.ref}'s run kept no dataset rows to check parity on (logged datasets: {names})",
+        hint="Pass dataset=<CSV of held-out rows with the model's feature columns>.",
+    )
