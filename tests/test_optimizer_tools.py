@@ -118,3 +118,23 @@ def test_optimize_is_refused_for_other_roles_and_bad_references(registered):
         rt.dispatcher.call(dana, "optimize_model", {"model_id": f"{name}/99"}).error.code
         == "not_found"
     )
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+def test_an_optimized_onnx_version_can_be_evaluated_like_its_source(registered):
+    rt = registered["rt"]
+    dana = rt.services.policy.human("dana")
+    src = registered["versions"][1]
+    out = rt.dispatcher.call_or_raise(dana, "optimize_model", {
+        "model_id": f"{registered['name']}/{src}", "dataset": registered["holdout"],
+        "target": "latency", "benchmark_seconds": 0.1})
+    qa = rt.services.policy.agent("qa-tester", on_behalf_of="bob")
+    metrics = {}
+    for version in (src, out["version"]):
+        ev = rt.dispatcher.call_or_raise(qa, "evaluate_model", {
+            "model_id": f"{registered['name']}/{version}", "evaluation_dataset": registered["holdout"],
+            "metrics": ["accuracy", "f1", "auc_roc"]})
+        metrics[version] = ev["metrics"]
+    for name in ("accuracy", "f1"):
+        assert metrics[out["version"]][name] == metrics[src][name]
+    assert metrics[out["version"]]["auc_roc"] == pytest.approx(metrics[src]["auc_roc"], abs=1e-6)

@@ -65,29 +65,80 @@ def load_evaluation_set(
     return LoadedEvaluationSet(X.assign(**{target: y}), source)
 
 
-def _predict(model: Any, frame: Any, target: str) -> tuple[Any, Any]:
-    import pandas as pd
+@dataclass
+class Scorer:
+    """A loaded version that predicts on a table: column order and runtime resolved once."""
 
-    features = list(getattr(model, "feature_names_in_", [c for c in frame.columns if c != target]))
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
-        raise InvalidInput(
-            f"the dataset lacks feature columns the model needs: {', '.join(map(str, missing[:10]))}"
+    features: list[str] | None  # None: every non-target column, in file order
+    predict_rows: Any  # (X: np.ndarray | DataFrame) -> (labels, probabilities | None)
+
+    def predict(self, frame: Any, target: str) -> tuple[Any, Any]:
+        import pandas as pd
+
+        features = self.features or [c for c in frame.columns if c != target]
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            raise InvalidInput(
+                f"the dataset lacks feature columns the model needs: {', '.join(map(str, missing[:10]))}"
+            )
+        X = frame[features]
+        non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(X[c])]
+        if non_numeric:
+            raise InvalidInput(
+                f"non-numeric feature columns: {', '.join(map(str, non_numeric[:10]))}"
+            )
+        nan_rows = X.isna().any(axis=1).to_numpy().nonzero()[0]
+        if len(nan_rows):
+            cols = X.columns[X.isna().any()].tolist()
+            raise InvalidInput(
+                f"missing values in {', '.join(map(str, cols[:10]))} (first at data row {nan_rows[0] + 1})"
+            )
+        labels, score = self.predict_rows(X)
+        if score is not None and score.ndim == 2 and score.shape[1] == 2:
+            score = score[:, 1]
+        return labels, score
+
+
+def load_scorer(services: Services, name: str, version: str) -> Scorer:
+    """scikit-learn versions through the registry; ONNX versions (from optimize_model) through
+    the gateway's digest-checked loader, with the feature order of the version they came from."""
+    reg = services.registry
+    info = reg.get(name, version)
+    if _is_onnx(info.artifact_uri):
+        from core.deployment import ServedVersion
+        from core.serving.loader import load_version
+
+        loaded = load_version(
+            ServedVersion(
+                version=info.version,
+                weight=0,
+                artifact_uri=info.artifact_uri,
+                artifact_sha256=info.artifact_sha256 or "",
+            )
         )
-    X = frame[features]
-    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(X[c])]
-    if non_numeric:
-        raise InvalidInput(f"non-numeric feature columns: {', '.join(map(str, non_numeric[:10]))}")
-    nan_rows = X.isna().any(axis=1).to_numpy().nonzero()[0]
-    if len(nan_rows):
-        cols = X.columns[X.isna().any()].tolist()
-        raise InvalidInput(
-            f"missing values in {', '.join(map(str, cols[:10]))} (first at data row {nan_rows[0] + 1})"
-        )
-    score = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-    if score is not None and score.shape[1] == 2:
-        score = score[:, 1]
-    return model.predict(X), score
+        source = info.tags.get("optimized_from")
+        features = None
+        if source:
+            src = reg.load_sklearn(info.name, source)
+            features = list(getattr(src, "feature_names_in_", [])) or None
+        return Scorer(features, lambda X: loaded.predict(X.to_numpy(dtype=loaded.dtype)))
+    model = reg.load_sklearn(info.name, info.version)
+    has_proba = hasattr(model, "predict_proba")
+    return Scorer(
+        list(getattr(model, "feature_names_in_", [])) or None,
+        lambda X: (model.predict(X), model.predict_proba(X) if has_proba else None),
+    )
+
+
+def _is_onnx(artifact_uri: str) -> bool:
+    import yaml
+
+    from core.registry import local_path
+
+    mlmodel = local_path(artifact_uri) / "MLmodel"
+    return mlmodel.is_file() and "onnx" in (
+        (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors") or {}
+    )
 
 
 class EvaluationRun(BaseModel):
@@ -131,10 +182,10 @@ def evaluate_version(
                 f"sensitive feature column {col!r} is not in the dataset",
                 hint=f"Columns: {', '.join(map(str, frame.columns[:30]))}.",
             )
-    y_pred, y_score = _predict(reg.load_sklearn(info.name, info.version), frame, target)
+    y_pred, y_score = load_scorer(services, info.name, info.version).predict(frame, target)
     champion, champ_v = None, reg.alias_version(info.name, "champion") if compare else None
     if champ_v and champ_v != info.version:
-        champion = Predictions(*_predict(reg.load_sklearn(info.name, champ_v), frame, target))
+        champion = Predictions(*load_scorer(services, info.name, champ_v).predict(frame, target))
     limits = thresholds_for(services.thresholds, info.name)
     result = evaluate(
         "classification",
