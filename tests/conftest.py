@@ -134,3 +134,28 @@ def state_db_url(request, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'state.db'}"
     else:
         yield from _pg_database()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_gateway_outlives_the_suite(tmp_path_factory: pytest.TempPathFactory):
+    """Gateways are detached processes by design; a failing test must not leave one running.
+    At the end, stop every gateway whose MODELOPS_HOME lies under this run's temp root."""
+    yield
+    import signal
+
+    root = str(tmp_path_factory.getbasetemp())
+    leaked = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"core.serving.gateway" not in cmdline:
+                continue
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        home = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"MODELOPS_HOME=")), "")
+        if home.startswith(root):
+            leaked.append(int(proc.name))
+            os.kill(int(proc.name), signal.SIGTERM)
+    if leaked:
+        print(f"\nstopped {len(leaked)} gateway process(es) left running by tests: {leaked}")
