@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
 
-from core.errors import ExternalServiceError, InvalidInput, PermissionDenied
+from core.errors import ExternalServiceError, InvalidInput, PermissionDenied, exit_code_for
 from policies.rbac import Actor
 from tools.base import ToolResult
 from tools.dispatcher import Dispatcher
@@ -450,15 +450,7 @@ def exit_code(result: dict[str, Any]) -> int:
         return 1
     if result.get("model") == PLANNER_NAME:
         # A deterministic plan has no model to recover from an error: report the first one.
-        codes = {
-            "invalid_input": 2,
-            "unknown_tool": 2,
-            "permission_denied": 3,
-            "gate_failed": 3,
-            "approval_required": 3,
-            "not_found": 4,
-        }
         for c in result.get("tool_calls", []):
             if not c["ok"]:
-                return codes.get(c["code"], 1)
+                return exit_code_for(c["code"])
     return 0

@@ -57,3 +57,29 @@ class Conflict(ModelOpsError):
 class ExternalServiceError(ModelOpsError):
     code = "external_service_error"
     exit_code = 1
+
+
+ERROR_CLASSES: dict[str, type[ModelOpsError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidInput,
+        PermissionDenied,
+        GateFailed,
+        ApprovalRequired,
+        NotFound,
+        Conflict,
+        ExternalServiceError,
+    )
+}
+# Codes the dispatcher produces without an exception of its own.
+ERROR_CLASSES["unknown_tool"] = InvalidInput
+
+
+def error_from_code(code: str, message: str, hint: str = "") -> ModelOpsError:
+    """Rebuild the exception for an error result (tool results carry codes, not exceptions)."""
+    return ERROR_CLASSES.get(code, ModelOpsError)(message, hint=hint)
+
+
+def exit_code_for(code: str) -> int:
+    """The CLI exit status for an error code: 2 bad input, 3 denied, 4 not found, else 1."""
+    return ERROR_CLASSES.get(code, ModelOpsError).exit_code

@@ -12,15 +12,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.deployment import PRODUCTION_TARGETS, ServedVersion
+from core.deployment import PRODUCTION_TARGETS
 from core.errors import (
     ApprovalRequired,
-    Conflict,
     ExternalServiceError,
     GateFailed,
     InvalidInput,
     NotFound,
 )
+from tools.approved import require_approved, served_version
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 
@@ -153,7 +153,7 @@ def deploy_to_staging(call: CallContext, args: StagingDeployInput) -> StagingDep
     info = services.registry.get(args.name, args.version)
     rev = services.deployments.deploy(
         args.name,
-        _served(info),
+        served_version(info),
         actor=call.actor.describe(),
         reason=args.reason or "staging deploy",
         target="staging",
@@ -204,7 +204,7 @@ def start_rollout(call: CallContext, args: StartRolloutInput) -> RolloutOutput:
     approval_id = _check_production(
         call, args.target, args.name, info.version, args.approval_id, info
     )
-    candidate = _served(info, weight=0)
+    candidate = served_version(info, weight=0)
     deployments = services.deployments
     rollout = deployments.rollouts.start(
         args.name,
@@ -378,7 +378,7 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
         info = services.registry.get(args.name, args.version)
         # Manifests for a new version carry production traffic once applied: same approval.
         _check_production(call, args.source, args.name, info.version, args.approval_id, info)
-        candidate = _served(info, weight=0)
+        candidate = served_version(info, weight=0)
         if args.strategy == "direct" or rev is None:
             if rev is None and args.strategy != "direct":
                 raise InvalidInput(
@@ -422,36 +422,12 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
 
 
 # Helpers ------------------------------------------------------------------------------
-def _require_sha(info: Any) -> str:
-    if not info.artifact_sha256:
-        raise Conflict(
-            f"{info.ref} has no recorded artifact SHA-256; the gateway would refuse to load it",
-            hint="Register models through ModelRegistry so their digest is recorded.",
-        )
-    return info.artifact_sha256
-
-
-def _served(info: Any, weight: float = 100.0) -> ServedVersion:
-    tags = info.tags
-    return ServedVersion(
-        version=info.version,
-        weight=weight,
-        artifact_uri=info.artifact_uri,
-        artifact_sha256=_require_sha(info),
-        implementation_status=tags.get("implementation_status", ""),
-        accuracy_claim=tags.get("accuracy_claim", ""),
-        validation_status=tags.get("validation_status", ""),
-    )
-
-
 def _check_production(
     call: CallContext, target: str, name: str, version: str, approval_id: str | None, info: Any
 ) -> str | None:
     """For production, the approval id of an approved promotion of exactly this artifact."""
     if target not in PRODUCTION_TARGETS:
         return None
-    from policies.approvals import ApprovalStatus
-
     call.services.policy.require(call.actor, "deploy:production")
     if approval_id is None:
         raise ApprovalRequired(
@@ -459,15 +435,7 @@ def _check_production(
             hint=f"Request one (`request_promotion` for v{version}), get it approved, and pass "
             "its approval_id; or roll out on target staging.",
         )
-    req = call.services.approvals.get(approval_id)
-    if req.status != ApprovalStatus.APPROVED:
-        raise ApprovalRequired(f"{req.id} is {req.status.value}, not approved")
-    if req.model_name != name or req.version != str(version):
-        raise ApprovalRequired(
-            f"{req.id} approves {req.model_name} v{req.version}, not {name} v{version}"
-        )
-    if info.artifact_sha256 != req.evidence.get("candidate", {}).get("artifact_sha256"):
-        raise Conflict(f"{info.ref} artifact differs from the one approved in {req.id}")
+    req = require_approved(call.services, approval_id, info)
     return req.id
 
 

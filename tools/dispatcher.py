@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.errors import ModelOpsError
+from core.errors import ModelOpsError, error_from_code
 from policies.rbac import Actor
 from tools.base import Tool, ToolError, ToolResult, load_catalog
 from tools.context import CallContext, Services
@@ -117,23 +117,10 @@ class Dispatcher:
         self, actor: Actor, name: str, args: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """For callers (CLI, workflow) that want an exception instead of an error result."""
-        from core import errors
-
         result = self.call(actor, name, args)
         if result.ok:
             return result.output or {}
-        err = result.error
-        cls = {
-            "invalid_input": errors.InvalidInput,
-            "permission_denied": errors.PermissionDenied,
-            "unknown_tool": errors.InvalidInput,
-            "not_found": errors.NotFound,
-            "gate_failed": errors.GateFailed,
-            "approval_required": errors.ApprovalRequired,
-            "conflict": errors.Conflict,
-            "external_service_error": errors.ExternalServiceError,
-        }.get(err.code, errors.ModelOpsError)
-        raise cls(err.message, hint=err.hint)
+        raise error_from_code(result.error.code, result.error.message, result.error.hint)
 
 
 def _error(tool: str, code: str, message: str, hint: str) -> ToolResult:

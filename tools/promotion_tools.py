@@ -11,9 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core.errors import ApprovalRequired, Conflict, GateFailed, ModelOpsError
+from core.errors import GateFailed, ModelOpsError
 from policies.approvals import ApprovalStatus
 from policies.gates import check_promotion
+from tools.approved import require_approved, served_version
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.evaluation_tools import evaluate_version
@@ -211,28 +212,14 @@ class PromoteOutput(BaseModel):
 @tool(permission="deploy:production", side_effect="write")
 def promote_model(call: CallContext, args: ApprovalIdInput) -> PromoteOutput:
     """Execute an approved promotion: champion alias, deployment, decision tags. Safe to re-run."""
-    from core.deployment import ServedVersion
-
     services = call.services
-    req = services.approvals.get(args.approval_id)
-    if req.status != ApprovalStatus.APPROVED:
-        raise ApprovalRequired(f"{req.id} is {req.status.value}, not approved")
     reg = services.registry
+    req = services.approvals.get(args.approval_id)
     info = reg.get(req.model_name, req.version)
-    if info.artifact_sha256 != req.evidence["candidate"]["artifact_sha256"]:
-        raise Conflict(f"{info.ref} artifact differs from the one approved in {req.id}")
+    require_approved(services, req.id, info)
+    served = served_version(info)
     # Each step is idempotent on the approval id, so a crashed run can simply run again.
     reg.set_alias(info.name, "champion", info.version)
-    tags = info.tags
-    served = ServedVersion(
-        version=info.version,
-        weight=100,
-        artifact_uri=info.artifact_uri,
-        artifact_sha256=info.artifact_sha256,
-        implementation_status=tags.get("implementation_status", ""),
-        accuracy_claim=tags.get("accuracy_claim", ""),
-        validation_status=tags.get("validation_status", ""),
-    )
     rev = services.deployments.deploy(
         info.name,
         served,

@@ -7,6 +7,7 @@ import json
 import click
 
 from agents.cli.common import as_option, console, human, parse_json_input, runtime
+from core.errors import exit_code_for
 
 
 @click.group()
@@ -39,12 +40,4 @@ def call_cmd(ctx: click.Context, name: str, raw: str, as_user: str | None) -> No
     result = runtime(ctx).dispatcher.call(human(ctx, as_user), name, args)
     click.echo(json.dumps(result.for_model(), indent=2, default=str))
     if not result.ok:
-        codes = {
-            "invalid_input": 2,
-            "unknown_tool": 2,
-            "permission_denied": 3,
-            "gate_failed": 3,
-            "approval_required": 3,
-            "not_found": 4,
-        }
-        ctx.exit(codes.get(result.error.code, 1))
+        ctx.exit(exit_code_for(result.error.code))
