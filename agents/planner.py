@@ -114,6 +114,10 @@ class Plan:
     intent: str
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     message: str = ""  # the whole answer when there is nothing to call
+    # "... and promote it if it beats the champion": request_promotion arguments, used in a
+    # second turn only when the evaluation's champion comparison says "better" (or there is
+    # no champion yet).
+    promote_if_better: dict[str, Any] | None = None
 
 
 _NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"
@@ -247,12 +251,8 @@ def plan_text(text: str, available: set[str] | None = None) -> Plan:
             return Plan(intent, [("record_validation", args)])
         if intent == "promote":
             return Plan(intent, [("request_promotion", args)])
-        calls = [("evaluate_model", args)]
-        if re.search(r"\bpromot", text[m.end() :], _FLAGS):
-            # "... and promote it if it beats the champion": the promotion gates compare
-            # with the champion, so the workflow itself decides.
-            calls.append(("request_promotion", args))
-        return Plan(intent, calls)
+        promote = re.search(r"\bpromot", text[m.end() :], _FLAGS) is not None
+        return Plan(intent, [("evaluate_model", args)], promote_if_better=args if promote else None)
     return Plan("unsupported", message=NEEDS_LLM)
 
 
@@ -326,7 +326,22 @@ class OfflinePlanner:
         start = max(i for i, m in enumerate(messages) if m["role"] == "user")
         plan = plan_message(messages[start]["content"])
         after = messages[start + 1 :]
-        if not any(m["role"] == "assistant" for m in after):
+        turns = sum(1 for m in after if m["role"] == "assistant")
+        if turns == 1 and plan.promote_if_better is not None:
+            decision = _promotion_decision(after)
+            if decision is None:
+                args = fit_args("request_promotion", plan.promote_if_better)
+                call = ToolCall(
+                    id=f"plan_{start}_promote", name="request_promotion", arguments=json.dumps(args)
+                )
+                return LLMResponse(
+                    "The candidate beats the champion: requesting promotion.",
+                    [call],
+                    "tool_calls",
+                    None,
+                )
+            return self._text(summarize(plan, after) + "\n" + decision, "stop", on_text)
+        if not turns:
             if plan.calls:
                 calls = [
                     ToolCall(
@@ -351,9 +366,25 @@ class OfflinePlanner:
 
 
 # Summaries ----------------------------------------------------------------------------------
+def _promotion_decision(after: list[dict[str, Any]]) -> str | None:
+    """None when the evaluation says the candidate beats the champion (or there is none);
+    otherwise why no promotion is requested."""
+    result = _load(next((m["content"] for m in after if m["role"] == "tool"), ""))
+    if not result.get("ok"):
+        return "Not requesting promotion: the evaluation failed."
+    out = result.get("output") or {}
+    comparison = out.get("comparison")
+    if comparison is None or comparison.get("verdict") == "better":
+        return None
+    return (
+        f"Not requesting promotion: v{out['version']} does not beat champion "
+        f"v{out['champion_version']} ({comparison['verdict']}: {comparison['reason']})."
+    )
+
+
 def summarize(plan: Plan, after: list[dict[str, Any]]) -> str:
     """Plain sentences over the tool results that follow the plan's tool calls."""
-    calls = next(m for m in after if m["role"] == "assistant").get("tool_calls") or []
+    calls = [tc for m in after if m["role"] == "assistant" for tc in m.get("tool_calls") or []]
     results = {m["tool_call_id"]: m["content"] for m in after if m["role"] == "tool"}
     lines, outputs = [], []
     for tc in calls:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agents.planner import (
@@ -60,10 +62,8 @@ def test_parse_request_refuses(raw: str) -> None:
         ),
         (
             f"Evaluate churn-classifier v2 on {D} and promote it if it beats the champion",
-            [
-                ("evaluate_model", {"name": "churn-classifier", "version": "2", "dataset": D}),
-                ("request_promotion", {"name": "churn-classifier", "version": "2", "dataset": D}),
-            ],
+            # The promotion is a second turn, taken only if the evaluation says "better".
+            [("evaluate_model", {"name": "churn-classifier", "version": "2", "dataset": D})],
         ),
         (
             f"compare churn v1 and v2 on {D}.",
@@ -159,3 +159,56 @@ def test_unsupported_request_runs_nothing(rt) -> None:
     assert result["status"] == "unsupported"
     assert result["tool_calls"] == [] and "OPENAI_BASE_URL" in result["answer"]
     assert rt.services.audit.entries(decision="allowed")[0]["action"] == "agent_run"
+
+
+def _evaluated(comparison: dict | None) -> list[dict]:
+    output = {
+        "name": "churn",
+        "version": "2",
+        "n": 10,
+        "metrics": {"f1": 0.9},
+        "dataset": {"path": "h.csv"},
+        "champion_version": "1" if comparison else None,
+        "comparison": comparison,
+    }
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "evaluate_model", "arguments": "{}"},
+    }
+    return [
+        {
+            "role": "user",
+            "content": f"Evaluate churn v2 on {D} and promote it if it beats the champion",
+        },
+        {"role": "assistant", "content": "Plan", "tool_calls": [call]},
+        {
+            "role": "tool",
+            "tool_call_id": "c1",
+            "content": json.dumps({"ok": True, "output": output}),
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("comparison", "promotes"),
+    [
+        (None, True),  # no champion yet: nothing to beat
+        ({"verdict": "better", "reason": "f1 CI above 0"}, True),
+        ({"verdict": "inconclusive", "reason": "f1 CI includes 0"}, False),
+        ({"verdict": "worse", "reason": "f1 CI below 0"}, False),
+    ],
+)
+def test_promote_if_it_beats_the_champion_follows_the_comparison_verdict(comparison, promotes):
+    from agents.planner import OfflinePlanner
+
+    plan = plan_text(
+        f"Evaluate churn v2 on {D} and promote it if it beats the champion", available=set()
+    )
+    assert plan.promote_if_better == {"name": "churn", "version": "2", "dataset": D}
+    reply = OfflinePlanner().respond(_evaluated(comparison), [])
+    if promotes:
+        assert [c.name for c in reply.tool_calls] == ["request_promotion"]
+    else:
+        assert reply.tool_calls == [] and "Not requesting promotion" in reply.content
+        assert comparison["verdict"] in reply.content
