@@ -126,8 +126,9 @@ def test_an_optimized_onnx_version_can_be_evaluated_like_its_source(registered):
     dana = rt.services.policy.human("dana")
     src = registered["versions"][1]
     out = rt.dispatcher.call_or_raise(dana, "optimize_model", {
-        "model_id": f"{registered['name']}/{src}", "dataset": registered["holdout"],
+        "model_id": f"{registered['name']}/{src}", "dataset": "logged:holdout",
         "target": "latency", "benchmark_seconds": 0.1})
+    assert out["registered"]
     qa = rt.services.policy.agent("qa-tester", on_behalf_of="bob")
     metrics = {}
     for version in (src, out["version"]):

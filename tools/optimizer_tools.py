@@ -34,8 +34,9 @@ class OptimizeModelInput(ToolInput):
         default=None,
         min_length=1,
         max_length=1024,
-        description="CSV of held-out rows for the parity check and benchmarks (default: the "
-        "training dataset logged with the version, when its source file is reachable).",
+        description="CSV of held-out rows for the parity check and benchmarks, or logged:NAME "
+        "for a dataset logged with the version's run (default: the logged evaluation set, else "
+        "the training set).",
     )
     target_column: str = Field(default="target", min_length=1, max_length=256)
     max_rows: int = Field(default=2000, ge=10, le=100_000)
@@ -220,7 +221,9 @@ def _holdout_rows(
 ) -> tuple[Any, str]:
     import pandas as pd
 
-    if args.dataset is not None:
+    if args.dataset is not None and args.dataset.startswith("logged:"):
+        path = services.registry.logged_dataset_path(info.name, info.version, args.dataset[7:])
+    elif args.dataset is not None:
         path = services.resolve_data_path(args.dataset)
     else:
         path = _logged_dataset_path(services, info)
