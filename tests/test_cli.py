@@ -100,3 +100,21 @@ def test_quickstart_non_interactive_then_approve_command_deploys_and_predict_ans
         assert json.loads(status.stdout)["deployments"][0]["live_versions"] == ["1"]
     finally:
         agent("deploy", "stop", "breast-cancer-classifier", "--as", "alice")
+
+
+def test_deploy_commands_go_through_audited_tools(home):
+    res = agent("deploy", "stop", "no-such-model", "--as", "alice")
+    assert res.returncode == 4 and "no deployment" in res.stderr
+    res = agent("deploy", "stop", "no-such-model", "--as", "carol")
+    assert res.returncode == 3 and "deploy:stop" in res.stderr
+    res = agent("deploy", "status", "--as", "carol", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout) == {"deployments": []}
+    from agents.runtime import build_runtime
+    from core.settings import load_settings
+
+    entries = build_runtime(load_settings()).services.audit.entries()
+    assert [(e["action"], e["actor"], e["decision"]) for e in reversed(entries)] == [
+        ("stop_gateway", "alice", "allowed"),
+        ("stop_gateway", "carol", "denied"),
+        ("list_deployments", "carol", "allowed"),
+    ]

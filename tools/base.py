@@ -98,6 +98,7 @@ def load_catalog() -> dict[str, Tool]:
         optimizer_tools,
         promotion_tools,
         registry_tools,
+        training_tools,
     )
 
     return CATALOG

@@ -513,3 +513,44 @@ def _rollout_output(services: Services, rollout: Any, gw: dict[str, Any]) -> Rol
         gateway_url=gw.get("url"),
         next=nxt_text,
     )
+
+
+class ListDeploymentsInput(ToolInput):
+    target: Literal["local", "staging"] | None = Field(
+        default=None, description="Only this target."
+    )
+
+
+class ListDeploymentsOutput(BaseModel):
+    deployments: list[str]
+
+
+@tool(permission="deploy:read", side_effect="read")
+def list_deployments(call: CallContext, args: ListDeploymentsInput) -> ListDeploymentsOutput:
+    """Names of the models that have a deployment (optionally on one target)."""
+    return ListDeploymentsOutput(
+        deployments=call.services.deployments.list_deployments(args.target)
+    )
+
+
+class StopGatewayInput(ToolInput):
+    name: str = Field(min_length=1, max_length=128)
+    target: Literal["local", "staging"] | None = Field(
+        default=None, description="Default: every target."
+    )
+
+
+class StopGatewayOutput(BaseModel):
+    name: str
+    stopped: bool
+
+
+@tool(permission="deploy:stop", side_effect="write")
+def stop_gateway(call: CallContext, args: StopGatewayInput) -> StopGatewayOutput:
+    """Stop a model's gateway process; its deployment record and routing history stay."""
+    deployments = call.services.deployments
+    if args.name not in deployments.list_deployments(args.target):
+        raise NotFound(f"{args.name} has no deployment", hint="See `agent deploy status`.")
+    return StopGatewayOutput(
+        name=args.name, stopped=deployments.stop_gateway(args.name, args.target)
+    )

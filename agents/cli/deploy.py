@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from agents.cli.common import as_option, call, console, emit, human, json_option, runtime
+from agents.cli.common import as_option, call, console, emit, human, json_option
 
 target_option = click.option(
     "--target",
@@ -34,7 +34,9 @@ def status_cmd(
 ) -> None:
     """Live versions, weights, rollout in progress, revision history and gateway health."""
     actor = human(ctx, as_user)
-    names = [name] if name else runtime(ctx).services.deployments.list_deployments(target)
+    names = (
+        [name] if name else call(ctx, actor, "list_deployments", {"target": target})["deployments"]
+    )
     out = {
         "deployments": [
             call(ctx, actor, "get_deployment", {"name": n, "target": target}) for n in names
@@ -343,13 +345,6 @@ def render_cmd(
 @click.pass_context
 def stop_cmd(ctx: click.Context, name: str, target: str | None, as_user: str | None) -> None:
     """Stop the model's gateway process (the deployment record stays)."""
-    actor = human(ctx, as_user)
-    if target:
-        call(ctx, actor, "get_deployment", {"name": name, "target": target})
-    elif name not in runtime(ctx).services.deployments.list_deployments():
-        from core.errors import NotFound
-
-        raise NotFound(f"{name} has no deployment", hint="See `agent deploy status`.")
-    runtime(ctx).services.policy.require(actor, "deploy:rollback")
-    stopped = runtime(ctx).services.deployments.stop_gateway(name, target)
+    args = {"name": name, **({"target": target} if target else {})}
+    stopped = call(ctx, human(ctx, as_user), "stop_gateway", args)["stopped"]
     console().print(f"{name}: gateway {'stopped' if stopped else 'was not running'}.")

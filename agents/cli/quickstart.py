@@ -37,54 +37,37 @@ def quickstart(
     On a terminal it asks for the human approval; otherwise it leaves the request pending and
     prints the command that approves it.
     """
-    from core.training import load_breast_cancer_split, train_quickstart_models, write_holdout_csv
-
-    rt = runtime(ctx)
     actor = human(ctx, as_user)
     say = (lambda *_a, **_k: None) if as_json else console().print
-    reg = rt.services.registry
 
-    data = load_breast_cancer_split()
-    holdout = write_holdout_csv(data, rt.settings.home_dir / "data" / "breast_cancer_holdout.csv")
-    say(
-        f"[1/5] Training on scikit-learn's breast cancer data ({len(data.train)} train / {len(data.holdout)} holdout rows)…"
-    )
-    trained = train_quickstart_models(data)
+    say("[1/5] Training on scikit-learn's breast cancer data, logging both runs to MLflow…")
+    trained = call(ctx, actor, "train_reference_models", {"run_prefix": model_name})
+    say(f"      {trained['train_rows']} train / {trained['holdout_rows']} holdout rows")
+    say("[2/5] Registering versions with honesty metadata…")
     versions: list[dict[str, Any]] = []
-    say("[2/5] Logging runs to MLflow and registering versions…")
-    for t in trained:
-        run_id = reg.log_sklearn_run(
-            t.model,
-            X_sample=data.train[data.feature_names].head(5),
-            honesty=t.honesty,
-            run_name=f"{model_name}-{t.kind}",
-            params=t.params,
-            metrics={f"holdout_{k}": v for k, v in t.holdout_metrics.items()},
-            dataset=data.train,
-            dataset_name="breast_cancer_train",
-            eval_datasets={"holdout": data.holdout},
-        )
+    for run in trained["runs"]:
         out = call(
             ctx,
             actor,
             "register_model",
             {
                 "name": model_name,
-                "run_id": run_id,
-                "honesty": t.honesty.model_dump(mode="json"),
-                "description": f"{t.kind} trained by agent quickstart",
+                "run_id": run["run_id"],
+                "honesty": run["honesty"],
+                "description": f"{run['kind']} trained by agent quickstart",
             },
         )
-        versions.append({"kind": t.kind, "version": out["version"], "metrics": t.holdout_metrics})
+        metrics = run["holdout_metrics"]
+        versions.append({"kind": run["kind"], "version": out["version"], "metrics": metrics})
         say(
-            f"      v{out['version']} {t.kind}: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in t.holdout_metrics.items())
+            f"      v{out['version']} {run['kind']}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
         )
     best = max(versions, key=lambda v: (v["metrics"]["f1"], v["metrics"]["auc_roc"]))
     call(ctx, actor, "set_challenger", {"name": model_name, "version": best["version"]})
     say(f"[3/5] Challenger: v{best['version']} ({best['kind']}, best F1 on the holdout)")
     say("[4/5] Promotion workflow: evidence → gates → QA validation → approval request…")
-    dataset = str(holdout)
+    dataset = trained["holdout_path"]
     outcome = call(
         ctx,
         actor,
