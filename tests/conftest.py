@@ -31,8 +31,15 @@ def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_db_template: Path) -> Path:
     """Isolated state: MODELOPS_HOME under tmp, cwd = tmp, no identity or LLM from the env."""
-    for var in ("MODELOPS_USER", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MODELOPS_STATE_DB_URL",
-                "MODELOPS_TRACKING_URI", "MODELOPS_CONFIG", "MODELOPS_GRAPHS_DB"):
+    for var in (
+        "MODELOPS_USER",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+        "MODELOPS_STATE_DB_URL",
+        "MODELOPS_TRACKING_URI",
+        "MODELOPS_CONFIG",
+        "MODELOPS_GRAPHS_DB",
+    ):
         monkeypatch.delenv(var, raising=False)
     h = tmp_path / "home"
     h.mkdir()
@@ -80,14 +87,26 @@ def registered(rt, bc_data, trained) -> dict:
     versions = []
     for t in trained:
         run_id = rt.services.registry.log_sklearn_run(
-            t.model, X_sample=bc_data.train[bc_data.feature_names].head(3), honesty=t.honesty,
-            run_name=t.kind, dataset=bc_data.train, eval_datasets={"holdout": bc_data.holdout},
+            t.model,
+            X_sample=bc_data.train[bc_data.feature_names].head(3),
+            honesty=t.honesty,
+            run_name=t.kind,
+            dataset=bc_data.train,
+            eval_datasets={"holdout": bc_data.holdout},
         )
-        out = rt.dispatcher.call_or_raise(dana, "register_model", {
-            "name": MODEL, "run_id": run_id, "honesty": t.honesty.model_dump(mode="json")})
+        out = rt.dispatcher.call_or_raise(
+            dana,
+            "register_model",
+            {"name": MODEL, "run_id": run_id, "honesty": t.honesty.model_dump(mode="json")},
+        )
         versions.append(out["version"])
-    return {"name": MODEL, "versions": versions, "holdout": str(holdout), "rt": rt,
-            "row": bc_data.holdout[bc_data.feature_names].iloc[0].tolist()}
+    return {
+        "name": MODEL,
+        "versions": versions,
+        "holdout": str(holdout),
+        "rt": rt,
+        "row": bc_data.holdout[bc_data.feature_names].iloc[0].tolist(),
+    }
 
 
 def _pg_database() -> Iterator[str]:
@@ -153,7 +172,9 @@ def _no_gateway_outlives_the_suite(tmp_path_factory: pytest.TempPathFactory):
             env = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        home = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"MODELOPS_HOME=")), "")
+        home = next(
+            (e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"MODELOPS_HOME=")), ""
+        )
         if home.startswith(root):
             leaked.append(int(proc.name))
             os.kill(int(proc.name), signal.SIGTERM)

@@ -34,7 +34,9 @@ def test_listed_approver_can_approve_and_decision_is_audited(svc):
     service, policy, audit = svc
     req = _request(svc)
     assert req.requested_by == "dana" and req.status == ApprovalStatus.PENDING
-    done = service.decide(req.id, policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash)
+    done = service.decide(
+        req.id, policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash
+    )
     assert done.status == ApprovalStatus.APPROVED and done.decided_by == "alice"
     allowed = audit.entries(action="approvals.approve", decision="allowed")
     assert allowed and allowed[0]["detail"]["approval_id"] == req.id
@@ -68,7 +70,9 @@ def test_person_not_listed_as_approver_cannot_approve(svc):
     service, policy, _ = svc
     req = _request(svc)
     with pytest.raises(PermissionDenied, match="not a listed approver"):
-        service.decide(req.id, policy.human("carol"), approve=True, seen_evidence_hash=req.evidence_hash)
+        service.decide(
+            req.id, policy.human("carol"), approve=True, seen_evidence_hash=req.evidence_hash
+        )
     unknown = Actor(name="mallory", kind=ActorKind.HUMAN, role="Engineer")
     with pytest.raises(PermissionDenied, match="not listed"):
         service.decide(req.id, unknown, approve=True, seen_evidence_hash=req.evidence_hash)
@@ -78,11 +82,17 @@ def test_person_not_listed_as_approver_cannot_approve(svc):
 def test_second_decision_is_refused(svc):
     service, policy, _ = svc
     req = _request(svc)
-    service.decide(req.id, policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash)
+    service.decide(
+        req.id, policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash
+    )
     with pytest.raises(Conflict, match="already approved by alice"):
-        service.decide(req.id, policy.human("bob"), approve=False, seen_evidence_hash=req.evidence_hash)
+        service.decide(
+            req.id, policy.human("bob"), approve=False, seen_evidence_hash=req.evidence_hash
+        )
     with pytest.raises(Conflict):
-        service.decide(req.id, policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash)
+        service.decide(
+            req.id, policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash
+        )
     final = service.get(req.id)
     assert final.status == ApprovalStatus.APPROVED and final.decided_by == "alice"
 
@@ -100,7 +110,9 @@ def test_expired_request_cannot_be_approved(svc):
     service, policy, _ = svc
     req = _request(svc, ttl=timedelta(seconds=-1))
     with pytest.raises(Conflict, match="expired"):
-        service.decide(req.id, policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash)
+        service.decide(
+            req.id, policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash
+        )
     assert service.get(req.id).status == ApprovalStatus.EXPIRED
 
 
@@ -114,14 +126,20 @@ def test_audit_chain_detects_tampering(svc):
     for who in ("carol", "dana", "alice"):
         req = _request(svc)
         try:
-            service.decide(req.id, policy.human(who), approve=True, seen_evidence_hash=req.evidence_hash)
+            service.decide(
+                req.id, policy.human(who), approve=True, seen_evidence_hash=req.evidence_hash
+            )
         except PermissionDenied:
             pass  # carol and dana are refused; the refusals are part of the chain under test
     entries = audit.entries()
     assert [e["decision"] for e in reversed(entries)] == ["denied", "denied", "allowed"]
     assert audit.verify() == (True, None)
     with Session(audit.engine) as s, s.begin():
-        s.execute(update(AuditEntry).where(AuditEntry.seq == entries[-1]["seq"]).values(decision="allowed"))
+        s.execute(
+            update(AuditEntry)
+            .where(AuditEntry.seq == entries[-1]["seq"])
+            .values(decision="allowed")
+        )
     ok, bad = audit.verify()
     assert not ok and bad == entries[-1]["seq"]
 
@@ -133,7 +151,9 @@ def test_policy_denies_by_default():
     assert not policy.authorize(arch, "some:unlisted-permission").allowed
     assert policy.authorize(arch, "registry:read").allowed
     # A human whose claimed role differs from roles.yaml gets nothing.
-    assert not policy.authorize(Actor(name="carol", kind=ActorKind.HUMAN, role="Engineer"), "registry:read").allowed
+    assert not policy.authorize(
+        Actor(name="carol", kind=ActorKind.HUMAN, role="Engineer"), "registry:read"
+    ).allowed
     # An agent must act for a listed person.
     lone = Actor(name="ml-engineer", kind=ActorKind.AGENT, role="Engineer", on_behalf_of="nobody")
     assert not policy.authorize(lone, "registry:read").allowed

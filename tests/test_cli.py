@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def agent(*args: str, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "agents.cli.main", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "agents.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_help_does_not_import_heavy_libraries():
@@ -27,7 +33,9 @@ def test_help_does_not_import_heavy_libraries():
         "heavy = [m for m in ('mlflow', 'sklearn', 'langgraph', 'openai', 'pandas') if m in sys.modules]\n"
         "print('HEAVY=' + ','.join(heavy))"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert res.returncode == 0, res.stderr
     assert "HEAVY=\n" in res.stdout or res.stdout.strip().endswith("HEAVY=")
     assert "quickstart" in res.stdout and "approvals" in res.stdout
@@ -40,7 +48,11 @@ def test_unknown_model_and_version_exit_4_with_hint_and_no_traceback(registered)
     assert "Hint:" in res.stderr and "Traceback" not in res.stderr
     res = agent("models", "show", registered["name"], "--version", "99", "--as", "carol")
     assert res.returncode == 4, res.stderr
-    assert "has no version 99" in res.stderr and "Hint:" in res.stderr and "Traceback" not in res.stderr
+    assert (
+        "has no version 99" in res.stderr
+        and "Hint:" in res.stderr
+        and "Traceback" not in res.stderr
+    )
 
 
 def test_malformed_input_json_exits_2(home):
@@ -80,7 +92,11 @@ def test_tool_call_denied_exit_3_and_audited(home):
 def test_quickstart_non_interactive_then_approve_command_deploys_and_predict_answers(home):
     res = agent("quickstart", "--as", "dana", timeout=300)
     assert res.returncode == 0, res.stderr
-    line = next(ln.strip() for ln in res.stdout.splitlines() if ln.strip().startswith("agent approvals approve"))
+    line = next(
+        ln.strip()
+        for ln in res.stdout.splitlines()
+        if ln.strip().startswith("agent approvals approve")
+    )
     assert line.endswith("--as alice")
     args = line.split()[1:]
     res = agent(*args, "--json", timeout=300)
@@ -89,7 +105,10 @@ def test_quickstart_non_interactive_then_approve_command_deploys_and_predict_ans
         url = json.loads(res.stdout)["execution"]["gateway_url"]
         import csv
 
-        row = [float(v) for v in list(csv.reader(open(home / "data" / "breast_cancer_holdout.csv")))[1][:-1]]
+        row = [
+            float(v)
+            for v in list(csv.reader(open(home / "data" / "breast_cancer_holdout.csv")))[1][:-1]
+        ]
         body = httpx.post(f"{url}/predict", json={"features": row}, timeout=10).json()
         assert body["model_version"] == "1" and body["prediction"] in (0, 1)
         for field in ("implementation_status", "accuracy_claim", "validation_status"):

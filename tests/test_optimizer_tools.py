@@ -125,16 +125,29 @@ def test_an_optimized_onnx_version_can_be_evaluated_like_its_source(registered):
     rt = registered["rt"]
     dana = rt.services.policy.human("dana")
     src = registered["versions"][1]
-    out = rt.dispatcher.call_or_raise(dana, "optimize_model", {
-        "model_id": f"{registered['name']}/{src}", "dataset": "logged:holdout",
-        "target": "latency", "benchmark_seconds": 0.1})
+    out = rt.dispatcher.call_or_raise(
+        dana,
+        "optimize_model",
+        {
+            "model_id": f"{registered['name']}/{src}",
+            "dataset": "logged:holdout",
+            "target": "latency",
+            "benchmark_seconds": 0.1,
+        },
+    )
     assert out["registered"]
     qa = rt.services.policy.agent("qa-tester", on_behalf_of="bob")
     metrics = {}
     for version in (src, out["version"]):
-        ev = rt.dispatcher.call_or_raise(qa, "evaluate_model", {
-            "model_id": f"{registered['name']}/{version}", "evaluation_dataset": registered["holdout"],
-            "metrics": ["accuracy", "f1", "auc_roc"]})
+        ev = rt.dispatcher.call_or_raise(
+            qa,
+            "evaluate_model",
+            {
+                "model_id": f"{registered['name']}/{version}",
+                "evaluation_dataset": registered["holdout"],
+                "metrics": ["accuracy", "f1", "auc_roc"],
+            },
+        )
         metrics[version] = ev["metrics"]
     for name in ("accuracy", "f1"):
         assert metrics[out["version"]][name] == metrics[src][name]

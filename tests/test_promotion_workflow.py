@@ -21,14 +21,19 @@ def _request(reg: dict, version: str) -> dict:
     rt = reg["rt"]
     dana = rt.services.policy.human("dana")
     return rt.dispatcher.call_or_raise(
-        dana, "request_promotion", {"name": reg["name"], "version": version, "dataset": reg["holdout"]}
+        dana,
+        "request_promotion",
+        {"name": reg["name"], "version": version, "dataset": reg["holdout"]},
     )
 
 
 def _approve(rt, approval_id: str, who: str = "alice") -> None:
     req = rt.services.approvals.get(approval_id)
-    rt.dispatcher.call_or_raise(rt.services.policy.human(who), "decide_approval", {
-        "approval_id": approval_id, "approve": True, "evidence_hash": req.evidence_hash})
+    rt.dispatcher.call_or_raise(
+        rt.services.policy.human(who),
+        "decide_approval",
+        {"approval_id": approval_id, "approve": True, "evidence_hash": req.evidence_hash},
+    )
 
 
 def test_promotion_stops_at_approval_then_deploys_and_serves_honest_predictions(registered):
@@ -50,9 +55,17 @@ def test_promotion_stops_at_approval_then_deploys_and_serves_honest_predictions(
     assert tags["approval_id"] == aid and tags["approved_by"] == "alice"
 
     alice = rt.services.policy.human("alice")
-    resp = rt.dispatcher.call_or_raise(alice, "predict", {"name": registered["name"], "features": registered["row"]})
+    resp = rt.dispatcher.call_or_raise(
+        alice, "predict", {"name": registered["name"], "features": registered["row"]}
+    )
     body = resp["response"]
-    for field in ("prediction", "model_version", "implementation_status", "accuracy_claim", "validation_status"):
+    for field in (
+        "prediction",
+        "model_version",
+        "implementation_status",
+        "accuracy_claim",
+        "validation_status",
+    ):
         assert body[field] not in (None, ""), field
     assert body["model_version"] == "1" and body["implementation_status"] == "IMPLEMENTED"
     assert body["validation_status"] == "PASSED"
@@ -67,8 +80,16 @@ def test_rejected_promotion_changes_nothing(registered):
     rt = registered["rt"]
     out = _request(registered, "2")
     req = rt.services.approvals.get(out["approval_id"])
-    rt.dispatcher.call_or_raise(rt.services.policy.human("bob"), "decide_approval", {
-        "approval_id": req.id, "approve": False, "evidence_hash": req.evidence_hash, "reason": "no"})
+    rt.dispatcher.call_or_raise(
+        rt.services.policy.human("bob"),
+        "decide_approval",
+        {
+            "approval_id": req.id,
+            "approve": False,
+            "evidence_hash": req.evidence_hash,
+            "reason": "no",
+        },
+    )
     done = rt.promotion.resume(req.id)
     assert done["status"] == "rejected"
     assert rt.services.registry.alias_version(registered["name"], "champion") is None
@@ -77,33 +98,57 @@ def test_rejected_promotion_changes_nothing(registered):
 
 def _register(rt, trained, bc_data, honesty) -> str:
     run_id = rt.services.registry.log_sklearn_run(
-        trained[0].model, X_sample=bc_data.train[bc_data.feature_names].head(3), honesty=honesty, run_name="x")
+        trained[0].model,
+        X_sample=bc_data.train[bc_data.feature_names].head(3),
+        honesty=honesty,
+        run_name="x",
+    )
     return rt.services.registry.register_from_run("gated-model", run_id, honesty=honesty).version
 
 
 @pytest.mark.parametrize("case", ["missing", "planned"])
-def test_gates_block_missing_or_planned_honesty_before_the_approval_node(rt, trained, bc_data, case):
+def test_gates_block_missing_or_planned_honesty_before_the_approval_node(
+    rt, trained, bc_data, case
+):
     from core.training import write_holdout_csv
 
     holdout = write_holdout_csv(bc_data, rt.settings.home_dir / "holdout.csv")
-    honesty = None if case == "missing" else HonestyMetadata(
-        implementation_status=ImplementationStatus.PLANNED, accuracy_claim="none yet",
-        validation_method="not validated", honesty_warning=HonestyWarning.UNVALIDATED)
+    honesty = (
+        None
+        if case == "missing"
+        else HonestyMetadata(
+            implementation_status=ImplementationStatus.PLANNED,
+            accuracy_claim="none yet",
+            validation_method="not validated",
+            honesty_warning=HonestyWarning.UNVALIDATED,
+        )
+    )
     version = _register(rt, trained, bc_data, honesty)
     dana = rt.services.policy.human("dana")
-    out = rt.dispatcher.call_or_raise(dana, "request_promotion",
-                                      {"name": "gated-model", "version": version, "dataset": str(holdout)})
+    out = rt.dispatcher.call_or_raise(
+        dana,
+        "request_promotion",
+        {"name": "gated-model", "version": version, "dataset": str(holdout)},
+    )
     assert out["status"] == "blocked"
     if case == "missing":
-        for field in ("implementation_status", "accuracy_claim", "validation_method", "honesty_warning"):
+        for field in (
+            "implementation_status",
+            "accuracy_claim",
+            "validation_method",
+            "honesty_warning",
+        ):
             assert field in out["message"]
     else:
         assert "PLANNED" in out["message"]
     assert rt.services.approvals.list() == []
     assert rt.promotion.state(out["thread_id"])["next"] == []
     # The internal tool refuses too, whoever calls it directly.
-    res = rt.dispatcher.call(rt.services.policy.agent("ml-engineer", "dana"), "open_approval_request",
-                             {"name": "gated-model", "version": version, "dataset": str(holdout), "thread_id": "x"})
+    res = rt.dispatcher.call(
+        rt.services.policy.agent("ml-engineer", "dana"),
+        "open_approval_request",
+        {"name": "gated-model", "version": version, "dataset": str(holdout), "thread_id": "x"},
+    )
     assert not res.ok and res.error.code == "gate_failed"
     assert rt.services.approvals.list() == []
 
@@ -114,23 +159,56 @@ def test_killed_executor_deploys_exactly_once_on_rerun(registered, point):
     out = _request(registered, "1")
     aid = out["approval_id"]
     env = {**os.environ, "CRASH_AT": point, "PYTHONPATH": str(ROOT)}
-    crashed = subprocess.run([sys.executable, str(ROOT / "tests/helpers/crash_during_deploy.py"),
-                              "approvals", "approve", aid, "--as", "alice"],
-                             env=env, capture_output=True, text=True, timeout=120)
+    crashed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tests/helpers/crash_during_deploy.py"),
+            "approvals",
+            "approve",
+            aid,
+            "--as",
+            "alice",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert crashed.returncode == 137, crashed.stderr
     assert rt.services.approvals.get(aid).status == ApprovalStatus.APPROVED
-    assert rt.services.deployments.count_revisions(registered["name"]) == (1 if point == "after_revision" else 0)
+    assert rt.services.deployments.count_revisions(registered["name"]) == (
+        1 if point == "after_revision" else 0
+    )
 
-    rerun = subprocess.run([sys.executable, "-m", "agents.cli.main", "approvals", "resume", aid, "--as", "alice",
-                            "--json"], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                           capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agents.cli.main",
+            "approvals",
+            "resume",
+            aid,
+            "--as",
+            "alice",
+            "--json",
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["status"] == "deployed"
     assert rt.services.deployments.count_revisions(registered["name"]) == 1
     assert rt.services.deployments.revision_for_approval(aid).revision == 1
     # A third run is a no-op as well.
-    subprocess.run([sys.executable, "-m", "agents.cli.main", "approvals", "resume", aid, "--as", "alice"],
-                   env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "agents.cli.main", "approvals", "resume", aid, "--as", "alice"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert rt.services.deployments.count_revisions(registered["name"]) == 1
 
 
@@ -146,8 +224,14 @@ def test_mlflow_loads_the_promoted_champion_in_a_separate_process(registered):
         "names = m.metadata.get_input_schema().input_names();"
         "print(json.dumps({'run_id': m.metadata.run_id, 'pred': int(m.predict(pd.DataFrame([row], columns=names))[0])}))"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": rt.settings.resolved_tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": rt.settings.resolved_tracking_uri,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout.strip().splitlines()[-1])
     info = rt.services.registry.get(registered["name"], "2")

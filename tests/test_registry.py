@@ -36,7 +36,9 @@ def test_aliases_and_unknowns(registered):
 def test_tampered_artifact_is_refused_before_loading(registered):
     reg = registered["rt"].services.registry
     info = reg.get(registered["name"], "2")
-    model_file = next(p for p in local_path(info.artifact_uri).iterdir() if p.name.startswith("model."))
+    model_file = next(
+        p for p in local_path(info.artifact_uri).iterdir() if p.name.startswith("model.")
+    )
     model_file.write_bytes(model_file.read_bytes() + b"\0")
     with pytest.raises(Conflict, match="changed since registration"):
         reg.load_sklearn(registered["name"], "2")
@@ -54,7 +56,10 @@ def test_dispatcher_turns_bad_arguments_into_error_results(registered):
     res = rt.dispatcher.call(carol, "get_model", "x" * 70_000)
     assert not res.ok and res.error.code == "invalid_input"
     dana = rt.services.policy.human("dana")
-    res = rt.dispatcher.call(dana, "evaluate_model", {"model_id": f"{registered['name']}/1",
-                                                     "evaluation_dataset": "../../../etc/passwd"})
+    res = rt.dispatcher.call(
+        dana,
+        "evaluate_model",
+        {"model_id": f"{registered['name']}/1", "evaluation_dataset": "../../../etc/passwd"},
+    )
     assert not res.ok and res.error.code == "invalid_input" and "outside" in res.error.message
     assert len(rt.services.audit.entries(decision="denied")) == 4
