@@ -25,6 +25,8 @@ MODEL_ID = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})(?:@(?P<alias>champion|challenger)|/(?P<version>[0-9]{1,9}))$"
 )
 LOGGED = "logged:"
+# What a one-line verdict shows; the full set stays in the evaluation report.
+HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1", "auc_roc")
 
 
 def parse_model_id(model_id: str) -> tuple[str, str]:
@@ -406,7 +408,7 @@ def record_validation(call: CallContext, args: RecordValidationInput) -> RecordV
             "validation_dataset_sha256": ev.dataset["sha256"],
             "validation_evaluation_id": ev.evaluation_id or "",
             "validation_summary": "; ".join(reasons)
-            or ", ".join(f"{k} {v:.4f}" for k, v in sorted(ev.metrics.items())),
+            or ", ".join(f"{k} {ev.metrics[k]:.4f}" for k in HEADLINE_METRICS if k in ev.metrics),
         },
     )
     return RecordValidationOutput(

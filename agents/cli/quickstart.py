@@ -100,7 +100,14 @@ def _ask_approval(ctx: click.Context, approval_id: str, requester: str) -> dict[
     say(
         f"[5/5] Approval node: {', '.join(approvers)} may decide (not {requester}, who requested it)."
     )
-    name = click.prompt("Approver name (empty to leave it pending)", default="", show_default=False)
+    while True:
+        name = click.prompt(
+            "Approver name (empty to leave it pending)", default="", show_default=False
+        )
+        if not name or name in approvers:
+            break
+        why = "requested it" if name == requester else "is not a listed approver"
+        say(f"{name} {why}; the approval node accepts only {', '.join(approvers)}.")
     if not name:
         say(
             f"Left pending. Approve later with: agent approvals approve {approval_id} --as {approvers[0]}"
