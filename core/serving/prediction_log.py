@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.errors import InvalidInput
 from core.state import Base, ensure_tables
 
 log = logging.getLogger("modelops.gateway.log")
@@ -207,7 +208,11 @@ class PredictionLog:
         dialect = self.engine.dialect
         mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
         if mark is None:
-            raise NotImplementedError(f"paramstyle {dialect.paramstyle} of {dialect.name}")
+            raise InvalidInput(
+                f"the prediction log cannot write through the {dialect.name} driver "
+                f"(paramstyle {dialect.paramstyle})",
+                hint="Use SQLite or PostgreSQL (psycopg) for MODELOPS_STATE_DB_URL.",
+            )
         sql = f"INSERT INTO prediction_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))})"
         return sql, dialect.name == "sqlite"
 
