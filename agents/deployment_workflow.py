@@ -160,6 +160,10 @@ class _Run:
                     reason=exc.message,
                 )
             self.log.append(f"rollout #{out['rollout']['id']}: {out['rollout']['now']}")
+        return self._progress(out)
+
+    def _progress(self, out: dict[str, Any]) -> dict[str, Any]:
+        """A rollout that started or advanced: where it is and what comes next."""
         return self.result(
             _state(out),
             rollout=out["rollout"],
@@ -171,13 +175,7 @@ class _Run:
     def advance(self) -> dict[str, Any]:
         out = self.call("advance_rollout", self._advance_args())
         self.log.append(f"rollout #{out['rollout']['id']}: {out['rollout']['now']}")
-        return self.result(
-            _state(out),
-            rollout=out["rollout"],
-            routes=out["routes"],
-            gateway_url=out["gateway_url"],
-            next=out["next"],
-        )
+        return self._progress(out)
 
     def abort(self) -> dict[str, Any]:
         out = self.call(

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.models import register_models
 from tests.fakes.openai_server import scripted_llm  # noqa: F401  (fixture)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 PG_ADMIN_URL = os.environ.get("MODELOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-MODEL = "breast-cancer-classifier"
 
 
 @pytest.fixture(scope="session")
@@ -80,33 +80,7 @@ def trained(bc_data):
 def registered(rt, bc_data, trained) -> dict:
     """Both quickstart models logged and registered (v1 logistic regression, v2 random forest)
     through the register_model tool as dana, plus the holdout CSV under MODELOPS_HOME."""
-    from core.training import write_holdout_csv
-
-    holdout = write_holdout_csv(bc_data, rt.settings.home_dir / "data" / "holdout.csv")
-    dana = rt.services.policy.human("dana")
-    versions = []
-    for t in trained:
-        run_id = rt.services.registry.log_sklearn_run(
-            t.model,
-            X_sample=bc_data.train[bc_data.feature_names].head(3),
-            honesty=t.honesty,
-            run_name=t.kind,
-            dataset=bc_data.train,
-            eval_datasets={"holdout": bc_data.holdout},
-        )
-        out = rt.dispatcher.call_or_raise(
-            dana,
-            "register_model",
-            {"name": MODEL, "run_id": run_id, "honesty": t.honesty.model_dump(mode="json")},
-        )
-        versions.append(out["version"])
-    return {
-        "name": MODEL,
-        "versions": versions,
-        "holdout": str(holdout),
-        "rt": rt,
-        "row": bc_data.holdout[bc_data.feature_names].iloc[0].tolist(),
-    }
+    return register_models(rt, bc_data, trained)
 
 
 def _pg_database() -> Iterator[str]:

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-MODEL = "breast-cancer-classifier"
+from tests.fakes.models import MODEL, register_models  # noqa: F401  (shared with suites)
+
 MISSING = "missing-model"
 _CLEARED_ENV = (
     "MODELOPS_USER",
@@ -49,30 +50,6 @@ def module_home(base: Path) -> Iterator[Any]:
         finally:
             for name in rt.services.deployments.list_deployments():
                 rt.services.deployments.stop_gateway(name)
-
-
-def register_models(rt: Any, bc_data: Any, trained: Any) -> dict[str, Any]:
-    """What the ``registered`` fixture sets up, on a given runtime."""
-    from core.training import write_holdout_csv
-
-    holdout = write_holdout_csv(bc_data, rt.settings.home_dir / "data" / "holdout.csv")
-    dana = rt.services.policy.human("dana")
-    versions = []
-    for t in trained:
-        run_id = rt.services.registry.log_sklearn_run(
-            t.model,
-            X_sample=bc_data.train[bc_data.feature_names].head(3),
-            honesty=t.honesty,
-            run_name=t.kind,
-            dataset=bc_data.train,
-        )
-        out = rt.dispatcher.call_or_raise(
-            dana,
-            "register_model",
-            {"name": MODEL, "run_id": run_id, "honesty": t.honesty.model_dump(mode="json")},
-        )
-        versions.append(out["version"])
-    return {"name": MODEL, "versions": versions, "holdout": str(holdout), "rt": rt}
 
 
 def snapshot(rt: Any) -> dict[str, Any]:

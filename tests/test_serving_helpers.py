@@ -18,6 +18,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.fakes.models import register_models
+
 MODEL = "bc-serving"
 _CLEAR = (
     "MODELOPS_USER",
@@ -61,7 +63,7 @@ class ServingEnv:
 def serving_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingEnv]:
     from agents.runtime import build_runtime
     from core.settings import load_settings
-    from core.training import load_breast_cancer_split, train_quickstart_models, write_holdout_csv
+    from core.training import load_breast_cancer_split, train_quickstart_models
 
     root = tmp_path_factory.mktemp("serving")
     home = root / "home"
@@ -73,23 +75,10 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServingEnv
         mp.chdir(root)
         rt = build_runtime(load_settings(state_db_url=f"sqlite:///{root / 'state-setup.db'}"))
         data = load_breast_cancer_split()
-        holdout = write_holdout_csv(data, home / "data" / "holdout.csv")
+        reg = register_models(rt, data, train_quickstart_models(data), name=MODEL)
+        holdout = Path(reg["holdout"])
         dana = rt.services.policy.human("dana")
-        versions = {}
-        for t, key in zip(train_quickstart_models(data), ("lr", "rf"), strict=True):
-            run_id = rt.services.registry.log_sklearn_run(
-                t.model,
-                X_sample=data.train[data.feature_names].head(3),
-                honesty=t.honesty,
-                run_name=t.kind,
-                dataset=data.train,
-            )
-            out = rt.dispatcher.call_or_raise(
-                dana,
-                "register_model",
-                {"name": MODEL, "run_id": run_id, "honesty": t.honesty.model_dump(mode="json")},
-            )
-            versions[key] = out["version"]
+        versions = dict(zip(("lr", "rf"), reg["versions"], strict=True))
         for key in ("lr", "rf"):
             out = rt.dispatcher.call_or_raise(
                 dana,

@@ -158,13 +158,9 @@ _GROUP_LABEL_METRICS_BINARY = ("accuracy", "precision", "recall", "f1", "fpr", "
 _GROUP_LABEL_METRICS_MULTI = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
 
 
-def fairness_from_classification(
-    out: ClassificationOutcome, groups: GroupCodes, calibration_bins: int = 10
-) -> FairnessResult:
-    """Per-group metrics and disparities, reusing the classification pass's codes and sort."""
-    enc = out.enc
-    G = groups.n_groups
-    counts = np.bincount(groups.codes, minlength=G)
+def _new_result(groups: GroupCodes) -> tuple[FairnessResult, np.ndarray, np.ndarray]:
+    """An empty result with one entry per group (row counts), empty groups noted as such."""
+    counts = np.bincount(groups.codes, minlength=groups.n_groups)
     present = counts > 0
     result = FairnessResult(
         sensitive_columns=groups.columns,
@@ -176,6 +172,16 @@ def fairness_from_classification(
     for i in np.flatnonzero(~present):
         result.notes.append(f"group {groups.names[i]!r} has no rows; it is left out of disparities")
         result.groups[i].unavailable["all"] = "no rows in this group"
+    return result, counts, present
+
+
+def fairness_from_classification(
+    out: ClassificationOutcome, groups: GroupCodes, calibration_bins: int = 10
+) -> FairnessResult:
+    """Per-group metrics and disparities, reusing the classification pass's codes and sort."""
+    enc = out.enc
+    G = groups.n_groups
+    result, counts, present = _new_result(groups)
     binary = enc.binary and enc.pos_index is not None
     if enc.pred_codes is None:
         result.unavailable["all"] = enc.pred_problem or "no predictions"
@@ -284,18 +290,7 @@ def _fairness_from_rows(
 ) -> FairnessResult:
     """Per-group means of per-row values (regression errors, text scores)."""
     G = groups.n_groups
-    counts = np.bincount(groups.codes, minlength=G)
-    present = counts > 0
-    result = FairnessResult(
-        sensitive_columns=groups.columns,
-        groups=[
-            GroupMetrics(group=name, count=int(c))
-            for name, c in zip(groups.names, counts, strict=True)
-        ],
-    )
-    for i in np.flatnonzero(~present):
-        result.notes.append(f"group {groups.names[i]!r} has no rows; it is left out of disparities")
-        result.groups[i].unavailable["all"] = "no rows in this group"
+    result, counts, present = _new_result(groups)
     for name in (
         "demographic_parity_difference",
         "demographic_parity_ratio",
