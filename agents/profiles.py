@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-# Mirrors policies.rbac.APPROVE_PERMISSION; importing rbac would pull in pydantic (~0.2 s).
-APPROVE_PERMISSION = "approvals:decide"
+# policies.rights is plain constants; policies.rbac would pull in pydantic (~0.2 s).
+from policies.rights import AGENT_NEVER
+
 TRUST_RANK = {"UNTRUSTED": 0, "OBSERVED": 1, "TRUSTED": 2}
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 _DEFAULT_POLICIES_DIR = _PACKAGE_ROOT / "policies"
@@ -131,8 +132,9 @@ def static_catalog() -> dict[str, ToolSummary]:
 
 
 def role_may(role: dict[str, Any], permission: str) -> bool:
-    """What ``Policy.authorize`` decides for an agent of this role: agents never approve."""
-    return permission != APPROVE_PERMISSION and permission in (role.get("permissions") or [])
+    """The most an agent of this role may hold (``Policy.permissions`` further intersects it
+    with the person's rights): never a right in ``AGENT_NEVER``."""
+    return permission not in AGENT_NEVER and permission in (role.get("permissions") or [])
 
 
 def list_profiles(

@@ -1,27 +1,58 @@
-"""Identity and authorization: who an actor is, and whether a role grants a permission.
+"""Identity and authorization: who an actor is, and what it may do.
 
-Deny by default. Roles come from ``roles.yaml``, never from what a caller claims: an actor's
-role is looked up from the person or agent profile it names.
+Deny by default. Roles come from ``roles.yaml`` (parsed into strict models: a typo or a string
+where a boolean belongs is an error, never a grant), never from what a caller claims.
+
+Effective rights:
+- a person holds their role's permissions;
+- an agent holds its profile's role permissions *intersected* with its person's, and never a
+  production right (``AGENT_NEVER``): agents may request, people act;
+- a workflow principal (an automatic step such as the promotion workflow's QA re-evaluation or
+  the approved executor) holds the fixed permissions listed in ``WORKFLOW_PRINCIPALS`` and acts
+  on behalf of a listed person, so the audit names both.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from core.errors import InvalidInput, PermissionDenied
+from policies.rights import ADMIN_PERMISSION, AGENT_NEVER, APPROVE_PERMISSION
 
-APPROVE_PERMISSION = "approvals:decide"
+__all__ = ["ADMIN_PERMISSION", "AGENT_NEVER", "APPROVE_PERMISSION", "Actor", "ActorKind", "Policy"]
+
+# Named principals for automatic workflow steps. Their outcome is computed by the tool they
+# call (a re-evaluation, an approved plan), never supplied by a caller.
+WORKFLOW_PRINCIPALS: dict[str, frozenset[str]] = {
+    # The promotion workflow: evidence, automated QA re-evaluation, opening the request, and
+    # executing exactly what a listed human approved.
+    "promotion-workflow": frozenset(
+        {
+            "registry:read",
+            "evaluation:run",
+            "evaluation:read",
+            "approvals:read",
+            "deploy:read",
+            "validation:automated",
+            "promotion:open",
+            "deploy:production",
+        }
+    ),
+}
 
 
 class ActorKind(StrEnum):
     HUMAN = "human"
     AGENT = "agent"
+    WORKFLOW = "workflow"
 
 
 class Actor(BaseModel, frozen=True):
@@ -29,6 +60,9 @@ class Actor(BaseModel, frozen=True):
     kind: ActorKind
     role: str
     on_behalf_of: str | None = None
+    # True only when the person's identity came from a credential (a personal token), not
+    # from a claim such as --as.
+    authenticated: bool = False
 
     @property
     def responsible_human(self) -> str:
@@ -37,76 +71,129 @@ class Actor(BaseModel, frozen=True):
     def describe(self) -> str:
         if self.kind == ActorKind.AGENT:
             return f"agent {self.name} ({self.role}) for {self.on_behalf_of}"
+        if self.kind == ActorKind.WORKFLOW:
+            return f"workflow {self.name} for {self.on_behalf_of}"
         return f"{self.name} ({self.role})"
 
-
-@dataclass(frozen=True)
-class Role:
-    name: str
-    grants: str
-    trust: str
-    permissions: frozenset[str]
+    @property
+    def identity(self) -> str:
+        """How the responsible person's identity is known: ``token`` or ``claimed``."""
+        return "token" if self.authenticated else "claimed"
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Role(_Strict):
+    name: str = ""
+    grants: str = ""
+    trust: Literal["TRUSTED", "OBSERVED", "UNTRUSTED"] = "OBSERVED"
+    permissions: frozenset[str] = frozenset()
+
+
+class Profile(_Strict):
+    name: str = ""
     role: str
-    persona: str
+    persona: str = ""
 
 
-@dataclass(frozen=True)
-class Person:
-    name: str
+class Person(_Strict):
+    name: str = ""
     role: str
-    approver: bool
+    approver: StrictBool = False
 
 
-@dataclass(frozen=True)
-class Decision:
+class ApprovalRules(_Strict):
+    # Pending and approved-but-unexecuted requests expire after this many hours.
+    ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    # An agent's request to roll back: one approver, a short life.
+    rollback_ttl_hours: float = Field(default=2.0, gt=0, le=24 * 7)
+
+
+class ValidationRules(_Strict):
+    # True: approvers may decide only after a human QATester (not the requester) validated.
+    require_human: StrictBool = False
+
+
+class RolloutRules(_Strict):
+    # Requests the candidate must have served on a canary step before it may advance.
+    min_requests_per_step: int = Field(default=100, ge=0)
+
+
+class Decision(BaseModel, frozen=True):
     allowed: bool
     reason: str
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(_Strict):
     roles: dict[str, Role]
     profiles: dict[str, Profile]
     people: dict[str, Person]
-    source: str = field(default="")
+    admins: tuple[str, ...] = ()
+    identity: Literal["claimed", "token"] = "claimed"
+    approvals: ApprovalRules = ApprovalRules()
+    validation: ValidationRules = ValidationRules()
+    rollout: RolloutRules = RolloutRules()
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Policy:
+        for kind, entries in (("profile", self.profiles), ("person", self.people)):
+            for who, entry in entries.items():
+                if entry.role not in self.roles:
+                    raise ValueError(f"{kind} {who} has unknown role {entry.role!r}")
+        for who in self.admins:
+            if who not in self.people:
+                raise ValueError(f"admin {who!r} is not a listed person")
+        clash = set(self.people) & (set(self.profiles) | set(WORKFLOW_PRINCIPALS))
+        if clash:
+            raise ValueError(f"names used for both a person and an agent: {sorted(clash)}")
+        return self
+
+    @classmethod
+    def from_mapping(cls, data: Any, source: str = "") -> Policy:
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{source or 'roles file'}: expected a mapping at the top level")
+        data = dict(data)
+        for section in ("roles", "profiles", "people"):
+            entries = data.get(section) or {}
+            if not isinstance(entries, dict):
+                raise InvalidInput(f"{source}: {section} must be a mapping")
+            data[section] = {
+                n: {**(v or {}), "name": n} if isinstance(v, dict) else v
+                for n, v in entries.items()
+            }
+        try:
+            return cls.model_validate({**data, "source": source})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
+                for e in exc.errors()[:8]
+            )
+            raise InvalidInput(
+                f"invalid policy {source}: {problems}",
+                hint="Fix roles.yaml; booleans are true/false, unknown keys are refused.",
+            ) from exc
 
     @classmethod
     def from_yaml(cls, path: Path) -> Policy:
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise InvalidInput(f"cannot read roles file {path}: {exc}") from exc
-        roles = {
-            n: Role(
-                n,
-                r.get("grants", ""),
-                r.get("trust", "OBSERVED"),
-                frozenset(r.get("permissions") or []),
-            )
-            for n, r in (data.get("roles") or {}).items()
-        }
-        profiles = {
-            n: Profile(n, p["role"], p.get("persona", ""))
-            for n, p in (data.get("profiles") or {}).items()
-        }
-        people = {
-            n: Person(n, p["role"], bool(p.get("approver", False)))
-            for n, p in (data.get("people") or {}).items()
-        }
-        for who, role in [(p.name, p.role) for p in profiles.values()] + [
-            (p.name, p.role) for p in people.values()
-        ]:
-            if role not in roles:
-                raise InvalidInput(f"{path}: {who} has unknown role {role!r}")
-        return cls(roles, profiles, people, str(path))
+        return cls.from_mapping(data, str(path))
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the policy's content (not of its file's bytes or location)."""
+        canon = json.dumps(
+            self.model_dump(mode="json", exclude={"source"}), sort_keys=True, default=sorted
+        )
+        return hashlib.sha256(canon.encode()).hexdigest()
 
     # Identity -------------------------------------------------------------------------
-    def human(self, name: str | None) -> Actor:
+    def human(self, name: str | None, *, authenticated: bool = False) -> Actor:
         if not name:
             raise PermissionDenied(
                 "no identity given",
@@ -118,54 +205,120 @@ class Policy:
                 f"{name!r} is not a person listed in roles.yaml",
                 hint=f"Listed people: {', '.join(sorted(self.people))}.",
             )
-        return Actor(name=name, kind=ActorKind.HUMAN, role=person.role)
+        return Actor(name=name, kind=ActorKind.HUMAN, role=person.role, authenticated=authenticated)
 
-    def agent(self, profile: str, on_behalf_of: str) -> Actor:
+    def agent(self, profile: str, on_behalf_of: str | Actor) -> Actor:
         prof = self.profiles.get(profile)
         if prof is None:
             raise PermissionDenied(
                 f"unknown agent profile {profile!r}",
                 hint=f"Profiles: {', '.join(sorted(self.profiles))}.",
             )
-        self.human(on_behalf_of)
-        return Actor(name=profile, kind=ActorKind.AGENT, role=prof.role, on_behalf_of=on_behalf_of)
+        person = on_behalf_of if isinstance(on_behalf_of, Actor) else self.human(on_behalf_of)
+        return Actor(
+            name=profile,
+            kind=ActorKind.AGENT,
+            role=prof.role,
+            on_behalf_of=person.responsible_human,
+            authenticated=person.authenticated,
+        )
+
+    def workflow(self, principal: str, on_behalf_of: str | Actor) -> Actor:
+        if principal not in WORKFLOW_PRINCIPALS:
+            raise PermissionDenied(f"unknown workflow principal {principal!r}")
+        person = on_behalf_of if isinstance(on_behalf_of, Actor) else self.human(on_behalf_of)
+        return Actor(
+            name=principal,
+            kind=ActorKind.WORKFLOW,
+            role="Workflow",
+            on_behalf_of=person.responsible_human,
+            authenticated=person.authenticated,
+        )
 
     def approvers(self) -> list[str]:
         return sorted(p.name for p in self.people.values() if p.approver)
+
+    def is_admin(self, name: str) -> bool:
+        return name in self.admins and name in self.people
 
     def trust(self, actor: Actor) -> str:
         role = self.roles.get(actor.role)
         return role.trust if role else "UNTRUSTED"
 
     # Authorization --------------------------------------------------------------------
+    def permissions(self, actor: Actor) -> frozenset[str]:
+        """The actor's effective permissions (empty for anyone not on file)."""
+        if actor.kind == ActorKind.HUMAN:
+            person = self.people.get(actor.name)
+            if person is None or person.role != actor.role:
+                return frozenset()
+            perms = set(self.roles[person.role].permissions)
+            if person.approver:
+                perms.add(APPROVE_PERMISSION)
+            if self.is_admin(actor.name):
+                perms.add(ADMIN_PERMISSION)
+            return frozenset(perms)
+        owner = self.people.get(actor.on_behalf_of or "")
+        if owner is None:
+            return frozenset()
+        if actor.kind == ActorKind.WORKFLOW:
+            return WORKFLOW_PRINCIPALS.get(actor.name, frozenset())
+        prof = self.profiles.get(actor.name)
+        if prof is None or prof.role != actor.role:
+            return frozenset()
+        person_perms = self.permissions(self.human(owner.name))
+        return (self.roles[prof.role].permissions & person_perms) - AGENT_NEVER
+
     def authorize(self, actor: Actor, permission: str) -> Decision:
-        """Deny unless the actor is known, its role is the one on file, and the role grants it."""
+        """Deny unless the actor is on file and its effective permissions include this one."""
         if actor.kind == ActorKind.HUMAN:
             person = self.people.get(actor.name)
             if person is None:
-                return Decision(False, f"{actor.name!r} is not listed in roles.yaml")
+                return Decision(allowed=False, reason=f"{actor.name!r} is not listed in roles.yaml")
             if person.role != actor.role:
-                return Decision(False, f"{actor.name} holds role {person.role}, not {actor.role}")
+                return Decision(
+                    allowed=False, reason=f"{actor.name} holds role {person.role}, not {actor.role}"
+                )
+        elif actor.kind == ActorKind.WORKFLOW:
+            if actor.name not in WORKFLOW_PRINCIPALS:
+                return Decision(allowed=False, reason=f"unknown workflow principal {actor.name!r}")
         else:
             prof = self.profiles.get(actor.name)
             if prof is None:
-                return Decision(False, f"unknown agent profile {actor.name!r}")
+                return Decision(allowed=False, reason=f"unknown agent profile {actor.name!r}")
             if prof.role != actor.role:
                 return Decision(
-                    False, f"profile {actor.name} has role {prof.role}, not {actor.role}"
+                    allowed=False,
+                    reason=f"profile {actor.name} has role {prof.role}, not {actor.role}",
                 )
-            if not actor.on_behalf_of or actor.on_behalf_of not in self.people:
-                return Decision(False, f"agent {actor.name} must act on behalf of a listed person")
+        if actor.kind != ActorKind.HUMAN and actor.on_behalf_of not in self.people:
+            return Decision(
+                allowed=False, reason=f"{actor.name} must act on behalf of a listed person"
+            )
+        if permission in self.permissions(actor):
+            return Decision(allowed=True, reason=f"{actor.describe()} holds {permission}")
+        return Decision(allowed=False, reason=self._denial(actor, permission))
+
+    def _denial(self, actor: Actor, permission: str) -> str:
         if permission == APPROVE_PERMISSION:
             if actor.kind != ActorKind.HUMAN:
-                return Decision(False, "agents can never approve")
-            if not self.people[actor.name].approver:
-                return Decision(False, f"{actor.name} is not a listed approver")
-            return Decision(True, f"{actor.name} is a listed approver")
-        role = self.roles[actor.role]
-        if permission in role.permissions:
-            return Decision(True, f"role {role.name} grants {permission}")
-        return Decision(False, f"role {role.name} does not grant {permission}")
+                return "agents can never approve"
+            return f"{actor.name} is not a listed approver"
+        if actor.kind == ActorKind.AGENT:
+            if permission in AGENT_NEVER:
+                return f"no agent holds {permission}: a person with it must act"
+            if permission in self.roles[actor.role].permissions:
+                owner = self.people[actor.on_behalf_of or ""]
+                return (
+                    f"{actor.on_behalf_of} ({owner.role}) does not hold {permission}, so an "
+                    "agent acting for them does not either"
+                )
+            return f"role {actor.role} does not grant {permission}"
+        if actor.kind == ActorKind.WORKFLOW:
+            return f"workflow {actor.name} does not hold {permission}"
+        if permission == ADMIN_PERMISSION:
+            return f"{actor.name} is not a listed admin"
+        return f"role {actor.role} does not grant {permission}"
 
     def require(self, actor: Actor, permission: str) -> None:
         d = self.authorize(actor, permission)
