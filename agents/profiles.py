@@ -64,25 +64,34 @@ class ProfileInfo:
         }
 
 
-def resolve_policies_dir() -> Path:
-    """The policies directory the settings resolver would pick.
-
-    ``Settings.policies_dir`` can only come from the environment or the config file (no CLI
-    flag sets it); when neither could set it the answer is the package default, and the
-    resolver itself (pydantic-settings, ~0.3 s) is skipped.
-    """
-    env_names = {k.upper() for k in os.environ}
+def resolve_home(home: str | Path | None = None) -> Path:
+    """The home the settings resolver would pick (``--home`` / ``MODELOPS_HOME`` / the config
+    file / ``./.modelops``), skipping pydantic-settings (~0.3 s) unless a config file exists."""
+    if home:
+        return Path(home).expanduser().resolve()
     config = Path(os.environ.get("MODELOPS_CONFIG", "modelops.toml"))
-    if "MODELOPS_POLICIES_DIR" in env_names or config.exists():
+    if config.exists():
         from core.settings import load_settings
 
-        return load_settings().resolved_policies_dir
-    return _DEFAULT_POLICIES_DIR
+        return load_settings().home_dir
+    env = next((v for k, v in os.environ.items() if k.upper() == "MODELOPS_HOME" and v), None)
+    return Path(env or ".modelops").expanduser().resolve()
 
 
-def read_roles(policies_dir: Path | None = None) -> dict[str, Any]:
-    path = (policies_dir or resolve_policies_dir()) / "roles.yaml"
-    return yaml.safe_load(path.read_text()) or {}
+def read_roles(
+    policies_dir: Path | None = None, *, home: str | Path | None = None
+) -> dict[str, Any]:
+    """roles.yaml of ``policies_dir`` if given, else of the policy in force: the home's pinned
+    copy (policies/pinned.py; refused if edited by hand), or the bundled one it would pin.
+    ``MODELOPS_POLICIES_DIR`` never changes this view, as it never changes the policy."""
+    if policies_dir is None:
+        from policies.pinned import ROLES, pinned_texts
+
+        texts = pinned_texts(resolve_home(home))
+        if texts is not None:
+            return yaml.safe_load(texts[ROLES]) or {}
+        policies_dir = _DEFAULT_POLICIES_DIR
+    return yaml.safe_load((policies_dir / "roles.yaml").read_text()) or {}
 
 
 def _tool_modules() -> list[str]:
@@ -119,7 +128,7 @@ def static_catalog() -> dict[str, ToolSummary]:
             if not isinstance(node, ast.FunctionDef):
                 continue
             kwargs = _decorator_kwargs(node)
-            if kwargs is None:
+            if kwargs is None or kwargs.get("internal") is True:
                 continue
             doc = ast.get_docstring(node) or ""
             catalog[node.name] = ToolSummary(

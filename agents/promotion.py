@@ -1,8 +1,9 @@
 """The production promotion workflow (LangGraph, persisted with SqliteSaver).
 
-gather evidence -> gates -> QATester validation -> open approval request -> await approval
-(``interrupt``) -> executor -> post-deploy check. Nodes are plain ``(state) -> update``
-functions that act through the dispatcher as agent profiles on behalf of the requester; the
+gather evidence -> gates -> automated QA re-evaluation -> open approval request -> await
+approval (``interrupt``) -> executor -> post-deploy check. Nodes are plain ``(state) -> update``
+functions that act through the dispatcher as the ``promotion-workflow`` principal, on behalf of
+the requester until the decision and of the person who decided (or resumed) after it. The
 await node has no side effect before its interrupt, and the executor is idempotent on the
 approval id, so a resumed or replayed thread deploys at most once.
 """
@@ -14,14 +15,14 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, PermissionDenied
 from policies.gates import GateReport, check_promotion
 from policies.rbac import Actor
 from tools.context import Services
 from tools.dispatcher import Dispatcher
 
-ENGINEER_PROFILE = "ml-engineer"
-QA_PROFILE = "qa-tester"
+PRINCIPAL = "promotion-workflow"
+EXECUTOR = "approval-executor"
 
 
 def _merge_log(a: list[str] | None, b: list[str] | None) -> list[str]:
@@ -33,7 +34,10 @@ class PromotionState(TypedDict, total=False):
     version: str
     dataset: str
     target: str
+    plan: dict[str, Any]
     requester: str
+    requester_authenticated: bool
+    acting_for: str
     thread_id: str
     evidence: dict[str, Any]
     gates: dict[str, Any]
@@ -43,7 +47,9 @@ class PromotionState(TypedDict, total=False):
     decision: str
     execution: dict[str, Any]
     health: dict[str, Any]
-    status: str  # running | blocked | pending_approval | rejected | deployed | deploy_unhealthy
+    # running | blocked | pending_approval | pending_validation | rejected | deployed |
+    # rolling_out | deploy_unhealthy
+    status: str
     log: Annotated[list[str], _merge_log]
 
 
@@ -57,14 +63,26 @@ class PromotionWorkflow:
         self._conn = sqlite3.connect(str(checkpoint_db), check_same_thread=False)
         self.graph = self._build().compile(checkpointer=SqliteSaver(self._conn))
 
-    # Actors ---------------------------------------------------------------------------
-    def _agent(self, profile: str, state: PromotionState) -> Actor:
-        return self.services.policy.agent(profile, state["requester"])
+    # Actors ----------------------------------------------------------------------------
+    def _principal(self, state: PromotionState, principal: str = PRINCIPAL) -> Actor:
+        person = self.services.policy.human(
+            state.get("acting_for") or state["requester"],
+            authenticated=bool(state.get("requester_authenticated")),
+        )
+        return self.services.policy.workflow(principal, person)
 
     def _call(
-        self, profile: str, state: PromotionState, tool: str, args: dict[str, Any]
+        self,
+        state: PromotionState,
+        tool: str,
+        args: dict[str, Any],
+        *,
+        internal: bool = False,
+        principal: str = PRINCIPAL,
     ) -> dict[str, Any]:
-        return self.dispatcher.call_or_raise(self._agent(profile, state), tool, args)
+        return self.dispatcher.call_or_raise(
+            self._principal(state, principal), tool, args, internal=internal
+        )
 
     def _args(self, state: PromotionState) -> dict[str, Any]:
         return {
@@ -76,8 +94,8 @@ class PromotionWorkflow:
 
     # Nodes ----------------------------------------------------------------------------
     def gather_evidence(self, state: PromotionState) -> PromotionState:
-        out = self._call(ENGINEER_PROFILE, state, "collect_promotion_evidence", self._args(state))
-        return {"evidence": out["evidence"], "log": [f"{ENGINEER_PROFILE}: gathered evidence"]}
+        out = self._call(state, "collect_promotion_evidence", self._args(state))
+        return {"evidence": out["evidence"], "log": [f"{PRINCIPAL}: gathered evidence"]}
 
     def gates(self, state: PromotionState) -> PromotionState:
         report = check_promotion(state["evidence"], self.services.thresholds)
@@ -89,23 +107,39 @@ class PromotionWorkflow:
         }
 
     def qa_validation(self, state: PromotionState) -> PromotionState:
-        out = self._call(QA_PROFILE, state, "record_validation", self._args(state))
+        out = self._call(state, "automated_validation", self._args(state), internal=True)
         status = "running" if out["verdict"] == "PASSED" else "blocked"
         note = out["verdict"] + (f" ({'; '.join(out['reasons'])})" if out["reasons"] else "")
-        return {"validation": out, "status": status, "log": [f"{QA_PROFILE}: validation {note}"]}
+        return {
+            "validation": out,
+            "status": status,
+            "log": [
+                f"automated QA ({PRINCIPAL}): {note}, re-evaluated on dataset sha256 "
+                f"{out['dataset_sha256'][:12]}… (validation {out['validation_id']})"
+            ],
+        }
 
     def request_approval(self, state: PromotionState) -> PromotionState:
         out = self._call(
-            ENGINEER_PROFILE,
             state,
             "open_approval_request",
-            {**self._args(state), "thread_id": state["thread_id"]},
+            {
+                **self._args(state),
+                "plan": state.get("plan") or {},
+                "thread_id": state["thread_id"],
+                "requester": state["requester"],
+            },
+            internal=True,
         )
+        waiting = out["awaiting_human_validation"]
         return {
             "approval_id": out["approval_id"],
             "evidence_hash": out["evidence_hash"],
-            "status": "pending_approval",
-            "log": [f"approval {out['approval_id']} requested"],
+            "status": "pending_validation" if waiting else "pending_approval",
+            "log": [
+                f"approval {out['approval_id']} requested"
+                + (" (waits for a human QATester first)" if waiting else "")
+            ],
         }
 
     def await_approval(self, state: PromotionState) -> PromotionState:
@@ -115,7 +149,7 @@ class PromotionWorkflow:
         interrupt({"approval_id": state["approval_id"], "evidence_hash": state["evidence_hash"]})
         # The decision is read from the approval store, never taken from the resume value.
         req = self.services.approvals.get(state["approval_id"])
-        if req.status.value == "approved":
+        if req.status.value in ("approved", "executed"):
             return {
                 "decision": "approved",
                 "status": "running",
@@ -131,27 +165,30 @@ class PromotionWorkflow:
 
     def executor(self, state: PromotionState) -> PromotionState:
         out = self._call(
-            ENGINEER_PROFILE, state, "promote_model", {"approval_id": state["approval_id"]}
+            state, "promote_model", {"approval_id": state["approval_id"]}, principal=EXECUTOR
         )
-        return {
-            "execution": out,
-            "log": [f"deployed v{out['version']} as revision {out['revision']}"],
-        }
+        what = (
+            f"deployed v{out['version']} as revision {out['revision']}"
+            if out["strategy"] == "direct"
+            else f"started the approved {out['strategy']} rollout of v{out['version']} "
+            f"(revision {out['revision']})"
+        )
+        return {"execution": out, "log": [what]}
 
     def post_deploy_check(self, state: PromotionState) -> PromotionState:
-        out = self._call(ENGINEER_PROFILE, state, "get_deployment", {"name": state["model_name"]})
-        health = out.get("health") or {"status": "not running"}
-        served = [v["version"] for v in health.get("versions", [])]
-        ok = (
-            health.get("status") == "ok"
-            and health.get("honesty_compliant")
-            and state["version"] in served
-        )
-        return {
-            "health": health,
-            "status": "deployed" if ok else "deploy_unhealthy",
-            "log": [f"post-deploy check: {'healthy' if ok else health}"],
-        }
+        out = state["execution"]
+        health = self._call(state, "get_deployment", {"name": state["model_name"]}).get(
+            "health"
+        ) or {"status": "not running"}
+        if not out["serving"]:
+            status, note = "deploy_unhealthy", "; ".join(out["serving_problems"])
+        elif out["strategy"] != "direct":
+            status, note = "rolling_out", f"the gateway serves revision {out['revision']}"
+        elif out["champion"] == state["version"] and health.get("honesty_compliant"):
+            status, note = "deployed", f"healthy; champion is v{out['champion']}"
+        else:
+            status, note = "deploy_unhealthy", f"health {health}"
+        return {"health": health, "status": status, "log": [f"post-deploy check: {note}"]}
 
     def _build(self):  # noqa: ANN202
         from langgraph.graph import END, START, StateGraph
@@ -179,7 +216,13 @@ class PromotionWorkflow:
 
     # Entry points ---------------------------------------------------------------------
     def start(
-        self, actor: Actor, name: str, version: str, dataset: str, target: str = "target"
+        self,
+        actor: Actor,
+        name: str,
+        version: str,
+        dataset: str,
+        target: str = "target",
+        plan: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run until the approval interrupt (or a block) and say what happened."""
         thread_id = f"promo-{uuid.uuid4().hex[:12]}"
@@ -189,7 +232,10 @@ class PromotionWorkflow:
             "version": str(version),
             "dataset": dataset,
             "target": target,
+            "plan": plan or {"strategy": "direct"},
             "requester": requester,
+            "requester_authenticated": actor.authenticated,
+            "acting_for": requester,
             "thread_id": thread_id,
             "status": "running",
             "log": [],
@@ -197,29 +243,82 @@ class PromotionWorkflow:
         final = self.graph.invoke(state, self._cfg(thread_id))
         return self._summary(final, thread_id)
 
-    def resume(self, approval_id: str) -> dict[str, Any]:
-        """Continue a decided promotion: after the decision, or after a crash mid-execution."""
+    def resume(
+        self, approval_id: str, actor: Actor, *, after_decision: bool = False
+    ) -> dict[str, Any]:
+        """Continue a decided promotion: right after the decision (``after_decision``: the
+        approval is the authority), or later after a crash, which needs ``deploy:production``
+        and is audited with the person who resumed."""
         from langgraph.types import Command
 
-        req = self.services.approvals.get(approval_id)
+        services = self.services
+        req = services.approvals.get(approval_id)
         if not req.thread_id:
             raise NotFound(f"{approval_id} has no workflow thread")
+        if not after_decision:
+            try:
+                services.policy.require(actor, "deploy:production")
+            except PermissionDenied as exc:
+                services.audit.append(
+                    actor,
+                    "approvals.resume",
+                    "deploy:production",
+                    decision="denied",
+                    outcome=exc.code,
+                    detail={"approval_id": approval_id},
+                    reason=exc.message,
+                )
+                raise
+            services.audit.append(
+                actor,
+                "approvals.resume",
+                "deploy:production",
+                decision="allowed",
+                outcome="ok",
+                detail={
+                    "approval_id": approval_id,
+                    "model": req.model_name,
+                    "version": req.version,
+                },
+            )
         cfg = self._cfg(req.thread_id)
         snap = self.graph.get_state(cfg)
         if not snap.next:
             if not snap.values:
                 raise NotFound(f"workflow thread {req.thread_id} of {approval_id} not found")
-            return self._summary(snap.values, req.thread_id)
+            return self._current(req, snap.values)
         if req.status.value == "pending":
             raise Conflict(
                 f"{approval_id} is still pending",
                 hint=f"Decide it first: `agent approvals approve {approval_id} --as NAME`.",
             )
+        # The person whose decision (or resume) the executor acts on.
+        self.graph.update_state(cfg, {"acting_for": actor.responsible_human})
         waiting = any(t.interrupts for t in snap.tasks)
         final = self.graph.invoke(
             Command(resume={"approval_id": approval_id}) if waiting else None, cfg
         )
         return self._summary(final, req.thread_id)
+
+    def _current(self, req: Any, values: dict[str, Any]) -> dict[str, Any]:
+        """A finished thread: what is true now (the approval and production), not the old result."""
+        out = self._summary(values, req.thread_id)
+        current = self.services.deployments.current(req.model_name, "local")
+        live = current.live_versions if current else []
+        champion = self.services.registry.alias_version(req.model_name, "champion")
+        out["status"] = f"finished ({values.get('status', 'unknown')})"
+        out["message"] = (
+            f"this workflow already finished; now {req.id} is {req.status.value}, production "
+            f"serves {', '.join('v' + v for v in live) or 'nothing'}, champion is "
+            f"{'v' + champion if champion else 'unset'}"
+        )
+        out["current"] = {
+            "approval_status": req.status.value,
+            "live_versions": live,
+            "revision": current.revision if current else None,
+            "champion": champion,
+        }
+        return out
 
     def state(self, thread_id: str) -> dict[str, Any]:
         snap = self.graph.get_state(self._cfg(thread_id))
@@ -246,19 +345,43 @@ class PromotionWorkflow:
                 else "; ".join(final.get("validation", {}).get("reasons", []))
             )
             out["message"] = f"promotion blocked: {reasons}"
-        elif status == "pending_approval":
-            approvers = [a for a in self.services.policy.approvers() if a != final.get("requester")]
+        elif status in ("pending_approval", "pending_validation"):
+            policy = self.services.policy
+            apr = final["approval_id"]
+            approvers = [a for a in policy.approvers() if a != final.get("requester")]
             who = approvers[0] if approvers else "APPROVER"
-            out["approve_command"] = f"agent approvals approve {final['approval_id']} --as {who}"
-            out["message"] = f"waiting for a human approval ({', '.join(approvers)} may approve)"
-        elif status in ("deployed", "deploy_unhealthy"):
+            out["show_command"] = f"agent approvals show {apr} --as {who}"
+            out["approve_command"] = (
+                f"agent approvals approve {apr} --as {who} --evidence-hash "
+                f"{self.services.approvals.get(apr).evidence_hash}"
+            )
+            if status == "pending_validation":
+                qa = [
+                    p.name
+                    for p in policy.people.values()
+                    if p.name != final.get("requester")
+                    and "validation:record" in policy.permissions(policy.human(p.name))
+                ]
+                out["validate_command"] = (
+                    f"agent approvals validate {apr} --as {qa[0] if qa else 'QATESTER'}"
+                )
+                out["message"] = (
+                    f"waiting for a human QATester's validation ({', '.join(qa) or 'none listed'}), "
+                    f"then an approver ({', '.join(approvers)})"
+                )
+            else:
+                out["message"] = (
+                    f"waiting for a human approval ({', '.join(approvers)} may approve)"
+                )
+        elif status in ("deployed", "deploy_unhealthy", "rolling_out"):
             out["execution"] = final.get("execution")
             out["health"] = final.get("health")
-            out["message"] = (
-                "deployed and healthy"
-                if status == "deployed"
-                else "deployed but the health check failed"
-            )
+            out["message"] = {
+                "deployed": "deployed and healthy",
+                "rolling_out": "the approved rollout started; advance it step by step with "
+                f"`agent deploy rollout advance {final.get('model_name')}`",
+                "deploy_unhealthy": "deployed but the health check failed",
+            }[status]
         else:
             out["message"] = status
         return out

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
+from policies.approvals import PROMOTE
+from policies.rbac import Actor
 from tools.context import Services
 from tools.dispatcher import Dispatcher
 
@@ -26,11 +28,38 @@ class Runtime:
 
         return PromotionWorkflow(self.services, self.dispatcher, self.settings.resolved_graphs_db)
 
+    def run_decided(self, approval_id: str, decider: Actor) -> dict[str, Any]:
+        """What follows a person's approval: a promotion's workflow continues to its executor;
+        an approved rollback request runs under the approval-executor principal for them."""
+        req = self.services.approvals.get(approval_id)
+        if req.action == PROMOTE:
+            return self.promotion.resume(approval_id, decider, after_decision=True)
+        if req.status.value != "approved":
+            return {"status": req.status.value, "message": f"{approval_id} is {req.status.value}"}
+        executor = self.services.policy.workflow("approval-executor", decider)
+        out = self.dispatcher.call_or_raise(
+            executor,
+            "rollback_deployment",
+            {
+                "name": req.model_name,
+                "to_version": req.version,
+                "approval_id": req.id,
+                "reason": f"approved rollback {req.id}",
+            },
+        )
+        return {
+            "status": "rolled_back",
+            "message": f"production of {req.model_name} now serves "
+            + ", ".join(f"v{v}" for v in out["live_versions"]),
+            "execution": out,
+            "log": [f"{executor.describe()}: rolled back to v{req.version}"],
+        }
+
 
 def build_runtime(settings: Settings) -> Runtime:
     services = Services(settings)
     rt = Runtime(settings, services, Dispatcher(services))
-    services.promotion_runner = lambda actor, name, version, dataset, target: rt.promotion.start(
-        actor, name, version, dataset, target
+    services.promotion_runner = lambda actor, name, version, dataset, target, plan=None: (
+        rt.promotion.start(actor, name, version, dataset, target, plan)
     )
     return rt

@@ -1,9 +1,12 @@
-"""Approval requests for production promotions and the rules for deciding them.
+"""Approval requests for production changes and the rules for deciding and executing them.
 
 A decision is valid only if the decider is a listed human approver, is not the requester,
-the request is pending and unexpired, and the evidence hash the decider saw is the one on
-the request. Deciding consumes the request with a conditional UPDATE, so a replay or a
-concurrent second decision is refused.
+the request is pending and unexpired, any human validation the policy requires is attached,
+and the evidence hash the decider saw is the one on the request. Deciding consumes the request
+with a conditional UPDATE in the same transaction as its audit row, so a replay or a
+concurrent second decision is refused. An approval approves one plan for one artifact digest;
+the executor marks it ``executed`` once, in the transaction that changes the routes, and any
+other live approval of the same model is ``superseded`` then.
 """
 
 from __future__ import annotations
@@ -17,14 +20,18 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, String, Text, select, update
+from sqlalchemy import JSON, Boolean, DateTime, String, Text, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from core.state import Base, ensure_tables, utcnow
+from core.state import Base, aware, ensure_tables, utcnow
 from policies.audit import AuditLog
 from policies.rbac import APPROVE_PERMISSION, Actor, ActorKind, Policy
+
+PROMOTE = "promote_to_production"
+ROLLBACK = "rollback_production"
+ACTIONS = (PROMOTE, ROLLBACK)
 
 
 class ApprovalStatus(StrEnum):
@@ -32,6 +39,8 @@ class ApprovalStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    EXECUTED = "executed"
+    SUPERSEDED = "superseded"
 
 
 class ApprovalRow(Base):
@@ -39,18 +48,25 @@ class ApprovalRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     model_name: Mapped[str] = mapped_column(String(128))
     version: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(64), default="promote_to_production")
+    action: Mapped[str] = mapped_column(String(64), default=PROMOTE)
+    plan: Mapped[dict] = mapped_column(JSON, default=dict)
     requested_by: Mapped[str] = mapped_column(String(128))
     requested_via: Mapped[str] = mapped_column(String(128))
+    requester_authenticated: Mapped[bool] = mapped_column(Boolean, default=False)
     evidence: Mapped[dict] = mapped_column(JSON)
     evidence_hash: Mapped[str] = mapped_column(String(64))
+    policy_digest: Mapped[str] = mapped_column(String(64), default="")
     thread_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=ApprovalStatus.PENDING)
     created_at = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at = mapped_column(DateTime(timezone=True))
     decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    decider_authenticated: Mapped[bool] = mapped_column(Boolean, default=False)
     decided_at = mapped_column(DateTime(timezone=True), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+    executed_at = mapped_column(DateTime(timezone=True), nullable=True)
+    executed_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    execution: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class ApprovalRequest(BaseModel):
@@ -58,17 +74,28 @@ class ApprovalRequest(BaseModel):
     model_name: str
     version: str
     action: str
+    plan: dict[str, Any]
     requested_by: str
     requested_via: str
+    requester_authenticated: bool
     evidence: dict[str, Any]
     evidence_hash: str
+    policy_digest: str
     thread_id: str | None
     status: ApprovalStatus
     created_at: datetime
     expires_at: datetime
     decided_by: str | None
+    decider_authenticated: bool
     decided_at: datetime | None
     reason: str
+    executed_at: datetime | None
+    executed_by: str | None
+    execution: dict[str, Any]
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.action == ROLLBACK
 
 
 def evidence_hash(evidence: dict[str, Any]) -> str:
@@ -76,11 +103,8 @@ def evidence_hash(evidence: dict[str, Any]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; every value we write is UTC.
-    from datetime import UTC
-
-    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data, default=str))
 
 
 class ApprovalService:
@@ -90,16 +114,19 @@ class ApprovalService:
         policy: Policy,
         audit: AuditLog,
         *,
-        ttl_hours: float = 24.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.policy = policy
         self.audit = audit
-        self.ttl = timedelta(hours=ttl_hours)
         self.clock = clock
         ensure_tables(engine, ApprovalRow)
 
+    @property
+    def ttl(self) -> timedelta:
+        return timedelta(hours=self.policy.approvals.ttl_hours)
+
+    # Requests -------------------------------------------------------------------------
     def create(
         self,
         model_name: str,
@@ -107,32 +134,62 @@ class ApprovalService:
         evidence: dict[str, Any],
         requester: Actor,
         *,
+        action: str = PROMOTE,
+        plan: dict[str, Any] | None = None,
+        policy_digest: str = "",
         thread_id: str | None = None,
         ttl: timedelta | None = None,
     ) -> ApprovalRequest:
+        """A pending request; its lifetime is the policy's for the action unless ``ttl``."""
+        if action not in ACTIONS:
+            raise InvalidInput(f"unknown approval action {action!r}")
         human = requester.responsible_human
         if not human or human not in self.policy.people:
             raise PermissionDenied(
-                "a promotion must be requested by or on behalf of a listed person"
+                "a production change must be requested by or on behalf of a listed person"
             )
         now = self.clock()
+        evidence = _jsonable({**evidence, "plan": plan or {}, "policy_digest": policy_digest})
         row = ApprovalRow(
             id=f"apr-{secrets.token_hex(4)}",
             model_name=model_name,
             version=str(version),
+            action=action,
+            plan=_jsonable(plan or {}),
             requested_by=human,
-            requested_via=requester.name,
-            evidence=json.loads(json.dumps(evidence, default=str)),
+            requested_via=requester.describe(),
+            requester_authenticated=requester.authenticated,
+            evidence=evidence,
             evidence_hash=evidence_hash(evidence),
+            policy_digest=policy_digest,
             thread_id=thread_id,
             status=ApprovalStatus.PENDING,
             created_at=now,
-            expires_at=now + (ttl if ttl is not None else self.ttl),
+            expires_at=now + (ttl if ttl is not None else self._ttl_for_action(action)),
             reason="",
+            execution={},
         )
         approval_id = row.id
         with Session(self.engine) as s, s.begin():
             s.add(row)
+            s.flush()
+            self.audit.append(
+                requester,
+                "approvals.request",
+                "promotion:request" if action == PROMOTE else "rollback:request",
+                decision="allowed",
+                outcome="ok",
+                detail={
+                    "approval_id": approval_id,
+                    "action": action,
+                    "model": model_name,
+                    "version": str(version),
+                    "plan": plan or {},
+                    "evidence_hash": row.evidence_hash,
+                    "policy_digest": policy_digest,
+                },
+                conn=s.connection(),
+            )
         return self.get(approval_id)
 
     def get(self, approval_id: str) -> ApprovalRequest:
@@ -144,13 +201,63 @@ class ApprovalService:
                 )
             return _to_model(row)
 
-    def list(self, status: ApprovalStatus | None = None) -> list[ApprovalRequest]:
+    def list(
+        self, status: ApprovalStatus | None = None, *, model_name: str | None = None
+    ) -> list[ApprovalRequest]:
         q = select(ApprovalRow).order_by(ApprovalRow.created_at.desc())
         if status is not None:
             q = q.where(ApprovalRow.status == status)
+        if model_name is not None:
+            q = q.where(ApprovalRow.model_name == model_name)
         with Session(self.engine) as s:
             return [_to_model(r) for r in s.scalars(q)]
 
+    def attach_human_validation(
+        self, approval_id: str, validator: Actor, validation: dict[str, Any]
+    ) -> ApprovalRequest:
+        """Add a human QATester's verdict to a pending request's evidence (new hash)."""
+        req = self.get(approval_id)
+        if validator.kind != ActorKind.HUMAN:
+            raise PermissionDenied(f"{validator.describe()} is not a person")
+        if validator.name == req.requested_by:
+            raise PermissionDenied(
+                f"{validator.name} requested {approval_id} and cannot validate it",
+                hint="Ask another QATester.",
+            )
+        self.policy.require(validator, "validation:record")
+        if req.status != ApprovalStatus.PENDING:
+            raise Conflict(
+                f"{approval_id} is {req.status.value}; only pending requests take a validation"
+            )
+        evidence = _jsonable({**req.evidence, "human_validation": validation})
+        digest = evidence_hash(evidence)
+        with Session(self.engine) as s, s.begin():
+            res = s.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.id == approval_id, ApprovalRow.status == ApprovalStatus.PENDING)
+                .values(evidence=evidence, evidence_hash=digest)
+            )
+            if res.rowcount != 1:
+                raise Conflict(f"{approval_id} changed while it was being validated")
+            self.audit.append(
+                validator,
+                "approvals.validate",
+                "validation:record",
+                decision="allowed",
+                outcome="ok",
+                detail={
+                    "approval_id": approval_id,
+                    "model": req.model_name,
+                    "version": req.version,
+                    "verdict": validation.get("verdict"),
+                    "validation_id": validation.get("id"),
+                    "evidence_hash": digest,
+                },
+                conn=s.connection(),
+            )
+        return self.get(approval_id)
+
+    # Decisions ------------------------------------------------------------------------
     def decide(
         self,
         approval_id: str,
@@ -163,23 +270,48 @@ class ApprovalService:
         """Record a decision after every rule holds; audit refusals as well as decisions."""
         action = "approvals.approve" if approve else "approvals.reject"
         try:
-            req = self._check(approval_id, decider, seen_evidence_hash)
+            req = self._check(approval_id, decider, seen_evidence_hash, approve=approve)
+            now = self.clock()
             new_status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
             with Session(self.engine) as s, s.begin():
                 res = s.execute(
                     update(ApprovalRow)
                     .where(
-                        ApprovalRow.id == approval_id, ApprovalRow.status == ApprovalStatus.PENDING
+                        ApprovalRow.id == approval_id,
+                        ApprovalRow.status == ApprovalStatus.PENDING,
+                        ApprovalRow.evidence_hash == seen_evidence_hash,
                     )
                     .values(
                         status=new_status,
                         decided_by=decider.name,
-                        decided_at=self.clock(),
+                        decider_authenticated=decider.authenticated,
+                        decided_at=now,
                         reason=reason,
+                        # An approval must be executed within one lifetime of its decision.
+                        expires_at=now + self._ttl_for(req) if approve else req.expires_at,
                     )
                 )
                 if res.rowcount != 1:
-                    raise Conflict(f"approval {approval_id} was decided by someone else just now")
+                    raise Conflict(f"approval {approval_id} was decided or changed just now")
+                self.audit.append(
+                    decider,
+                    action,
+                    APPROVE_PERMISSION,
+                    decision="allowed",
+                    outcome="ok",
+                    detail={
+                        "approval_id": approval_id,
+                        "action": req.action,
+                        "model": req.model_name,
+                        "version": req.version,
+                        "plan": req.plan,
+                        "evidence_hash": req.evidence_hash,
+                        "policy_digest": req.policy_digest,
+                        "identity": decider.identity,
+                    },
+                    reason=reason,
+                    conn=s.connection(),
+                )
         except (PermissionDenied, Conflict, InvalidInput, NotFound) as exc:
             self.audit.append(
                 decider,
@@ -191,23 +323,18 @@ class ApprovalService:
                 reason=exc.message,
             )
             raise
-        self.audit.append(
-            decider,
-            action,
-            APPROVE_PERMISSION,
-            decision="allowed",
-            outcome="ok",
-            detail={
-                "approval_id": approval_id,
-                "model": req.model_name,
-                "version": req.version,
-                "evidence_hash": req.evidence_hash,
-            },
-            reason=reason,
-        )
         return self.get(approval_id)
 
-    def _check(self, approval_id: str, decider: Actor, seen_evidence_hash: str) -> ApprovalRequest:
+    def _ttl_for(self, req: ApprovalRequest) -> timedelta:
+        return self._ttl_for_action(req.action)
+
+    def _ttl_for_action(self, action: str) -> timedelta:
+        rules = self.policy.approvals
+        return timedelta(hours=rules.rollback_ttl_hours if action == ROLLBACK else rules.ttl_hours)
+
+    def _check(
+        self, approval_id: str, decider: Actor, seen_evidence_hash: str, *, approve: bool
+    ) -> ApprovalRequest:
         req = self.get(approval_id)
         if decider.kind != ActorKind.HUMAN:
             raise PermissionDenied(f"{decider.describe()} cannot decide approvals: only people can")
@@ -226,20 +353,13 @@ class ApprovalService:
             raise Conflict(
                 f"{approval_id} is already {req.status.value}"
                 + (f" by {req.decided_by}" if req.decided_by else ""),
-                hint="A request is decided once; open a new promotion request instead.",
+                hint="A request is decided once; open a new request instead.",
             )
         if self.clock() >= req.expires_at:
-            with Session(self.engine) as s, s.begin():
-                s.execute(
-                    update(ApprovalRow)
-                    .where(
-                        ApprovalRow.id == approval_id, ApprovalRow.status == ApprovalStatus.PENDING
-                    )
-                    .values(status=ApprovalStatus.EXPIRED)
-                )
+            self._expire(approval_id, ApprovalStatus.PENDING)
             raise Conflict(
                 f"{approval_id} expired at {req.expires_at.isoformat()}",
-                hint="Request the promotion again to refresh the evidence.",
+                hint="Request it again to refresh the evidence.",
             )
         if evidence_hash(req.evidence) != req.evidence_hash:
             raise Conflict(f"the stored evidence of {approval_id} no longer matches its hash")
@@ -249,24 +369,109 @@ class ApprovalService:
                 f"{approval_id} ({req.evidence_hash[:12]}…)",
                 hint=f"Review it again with `agent approvals show {approval_id}`.",
             )
+        if approve and not req.is_rollback and self.policy.validation.require_human:
+            human = req.evidence.get("human_validation") or {}
+            if human.get("verdict") != "PASSED":
+                raise Conflict(
+                    f"{approval_id} waits for a human QATester's PASSED validation "
+                    f"(policy validation.require_human; now: {human.get('verdict') or 'none'})",
+                    hint=f"A QATester other than {req.requested_by} runs "
+                    f"`agent approvals validate {approval_id} --as NAME`.",
+                )
         return req
+
+    # Execution ------------------------------------------------------------------------
+    def check_executable(self, approval_id: str) -> ApprovalRequest:
+        """The request, if it is approved, unexpired and not yet executed."""
+        req = self.get(approval_id)
+        if req.status == ApprovalStatus.APPROVED and self.clock() >= req.expires_at:
+            self._expire(approval_id, ApprovalStatus.APPROVED)
+            raise Conflict(
+                f"{approval_id} was approved but not executed before {req.expires_at.isoformat()}",
+                hint="Request the change again; an approval is executed within its lifetime.",
+            )
+        if req.status != ApprovalStatus.APPROVED:
+            raise Conflict(
+                f"{approval_id} is {req.status.value}, not approved and awaiting execution",
+                hint="See `agent approvals show " + approval_id + "`.",
+            )
+        return req
+
+    def mark_executed(
+        self, s: Session, approval_id: str, executor: Actor, execution: dict[str, Any]
+    ) -> None:
+        """Inside the caller's transaction (the one that changes the routes)."""
+        now = self.clock()
+        res = s.execute(
+            update(ApprovalRow)
+            .where(
+                ApprovalRow.id == approval_id,
+                ApprovalRow.status == ApprovalStatus.APPROVED,
+                ApprovalRow.expires_at > now,
+            )
+            .values(
+                status=ApprovalStatus.EXECUTED,
+                executed_at=now,
+                executed_by=executor.describe(),
+                execution=_jsonable(execution),
+            )
+        )
+        if res.rowcount != 1:
+            raise Conflict(f"{approval_id} was executed, superseded or expired just now")
+
+    def supersede(self, s: Session, model_name: str, *, keep: str | None, cause: str) -> list[str]:
+        """Mark every other approved or executed request of the model superseded."""
+        ids = list(
+            s.scalars(
+                select(ApprovalRow.id).where(
+                    ApprovalRow.model_name == model_name,
+                    ApprovalRow.status.in_([ApprovalStatus.APPROVED, ApprovalStatus.EXECUTED]),
+                    ApprovalRow.id != (keep or ""),
+                )
+            )
+        )
+        if ids:
+            s.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.id.in_(ids))
+                .values(
+                    status=ApprovalStatus.SUPERSEDED,
+                    reason=ApprovalRow.reason + f" [superseded: {cause}]",
+                )
+            )
+        return ids
+
+    def executed_for(self, model_name: str, version: str) -> list[ApprovalRequest]:
+        """Promotions of this version that were executed at some point (newest first)."""
+        q = (
+            select(ApprovalRow)
+            .where(
+                ApprovalRow.model_name == model_name,
+                ApprovalRow.version == str(version),
+                ApprovalRow.action == PROMOTE,
+                ApprovalRow.executed_at.is_not(None),
+            )
+            .order_by(ApprovalRow.executed_at.desc())
+        )
+        with Session(self.engine) as s:
+            return [_to_model(r) for r in s.scalars(q)]
+
+    def _expire(self, approval_id: str, from_status: ApprovalStatus) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.id == approval_id, ApprovalRow.status == from_status)
+                .values(status=ApprovalStatus.EXPIRED)
+            )
 
 
 def _to_model(row: ApprovalRow) -> ApprovalRequest:
-    return ApprovalRequest(
-        id=row.id,
-        model_name=row.model_name,
-        version=row.version,
-        action=row.action,
-        requested_by=row.requested_by,
-        requested_via=row.requested_via,
-        evidence=row.evidence,
-        evidence_hash=row.evidence_hash,
-        thread_id=row.thread_id,
-        status=ApprovalStatus(row.status),
-        created_at=_aware(row.created_at),
-        expires_at=_aware(row.expires_at),
-        decided_by=row.decided_by,
-        decided_at=_aware(row.decided_at),
-        reason=row.reason or "",
-    )
+    data = {c.name: getattr(row, c.name) for c in ApprovalRow.__table__.columns}
+    for k in ("created_at", "expires_at", "decided_at", "executed_at"):
+        data[k] = aware(data[k])
+    data["status"] = ApprovalStatus(row.status)
+    data["reason"] = row.reason or ""
+    data["plan"] = row.plan or {}
+    data["execution"] = row.execution or {}
+    data["policy_digest"] = row.policy_digest or ""
+    return ApprovalRequest(**data)

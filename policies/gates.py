@@ -13,7 +13,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from core.honesty import HONESTY_FIELDS, ImplementationStatus
+from core.honesty import HONESTY_FIELDS, HonestyWarning, ImplementationStatus
+
+# validation_method values that say no validation happened.
+UNVALIDATED_METHODS = frozenset(
+    {"NONE", "N/A", "NA", "UNKNOWN", "UNVALIDATED", "NOT VALIDATED", "-"}
+)
 
 
 class GateCheck(BaseModel):
@@ -76,6 +81,28 @@ def check_promotion(evidence: dict[str, Any], thresholds: dict[str, Any]) -> Gat
         )
     )
     status = tags.get("implementation_status", "")
+    method = str(tags.get("validation_method", "")).strip()
+    warning = str(tags.get("honesty_warning", "")).strip()
+    # Values, not presence: an IMPLEMENTED claim must say it was validated, and how.
+    if status == ImplementationStatus.IMPLEMENTED:
+        if warning and warning != HonestyWarning.VALIDATED:
+            checks.append(
+                GateCheck(
+                    name="honesty_warning",
+                    passed=False,
+                    message=f"honesty_warning is {warning}: an IMPLEMENTED model must be VALIDATED "
+                    "(mark it HEURISTIC, or validate it and register again)",
+                )
+            )
+        if method and method.upper() in UNVALIDATED_METHODS:
+            checks.append(
+                GateCheck(
+                    name="validation_method",
+                    passed=False,
+                    message=f"validation_method is {method!r}: an IMPLEMENTED claim needs a real "
+                    "validation method",
+                )
+            )
     if status == ImplementationStatus.PLANNED:
         checks.append(
             GateCheck(
@@ -90,7 +117,9 @@ def check_promotion(evidence: dict[str, Any], thresholds: dict[str, Any]) -> Gat
                 name="implementation_status",
                 passed=True,
                 warning=True,
-                message="implementation_status is HEURISTIC: promoted against the lower HEURISTIC minimums",
+                message="implementation_status is HEURISTIC: this model is an approximation, not a "
+                "validated implementation; promoted against the lower HEURISTIC minimums"
+                + (f" ({warning})" if warning else ""),
             )
         )
     elif status == ImplementationStatus.IMPLEMENTED:

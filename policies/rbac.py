@@ -32,8 +32,8 @@ __all__ = ["ADMIN_PERMISSION", "AGENT_NEVER", "APPROVE_PERMISSION", "Actor", "Ac
 # Named principals for automatic workflow steps. Their outcome is computed by the tool they
 # call (a re-evaluation, an approved plan), never supplied by a caller.
 WORKFLOW_PRINCIPALS: dict[str, frozenset[str]] = {
-    # The promotion workflow: evidence, automated QA re-evaluation, opening the request, and
-    # executing exactly what a listed human approved.
+    # The promotion workflow before the decision: evidence, the automated QA re-evaluation and
+    # opening the request. It changes nothing in production.
     "promotion-workflow": frozenset(
         {
             "registry:read",
@@ -43,8 +43,12 @@ WORKFLOW_PRINCIPALS: dict[str, frozenset[str]] = {
             "deploy:read",
             "validation:automated",
             "promotion:open",
-            "deploy:production",
         }
+    ),
+    # Runs exactly what a listed human approved (a promotion's plan, a rollback request); the
+    # tools it calls refuse it anything without an approved request.
+    "approval-executor": frozenset(
+        {"registry:read", "approvals:read", "deploy:read", "deploy:production", "deploy:rollback"}
     ),
 }
 
@@ -187,8 +191,10 @@ class Policy(_Strict):
     @property
     def digest(self) -> str:
         """SHA-256 of the policy's content (not of its file's bytes or location)."""
+        # mode="python" keeps frozensets as sets, so default=sorted orders them: mode="json"
+        # turns them into lists in hash order, which differs between processes.
         canon = json.dumps(
-            self.model_dump(mode="json", exclude={"source"}), sort_keys=True, default=sorted
+            self.model_dump(mode="python", exclude={"source"}), sort_keys=True, default=sorted
         )
         return hashlib.sha256(canon.encode()).hexdigest()
 

@@ -131,8 +131,10 @@ def test_audit_chain_detects_tampering(svc):
             )
         except PermissionDenied:
             pass  # carol and dana are refused; the refusals are part of the chain under test
-    entries = audit.entries()
+    entries = audit.entries(action="approvals.approve")
     assert [e["decision"] for e in reversed(entries)] == ["denied", "denied", "allowed"]
+    # Each request is audited when it is opened, too.
+    assert len(audit.entries(action="approvals.request")) == 3
     assert audit.verify() == (True, None)
     with Session(audit.engine) as s, s.begin():
         s.execute(

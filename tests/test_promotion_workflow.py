@@ -41,14 +41,14 @@ def test_promotion_stops_at_approval_then_deploys_and_serves_honest_predictions(
     out = _request(registered, "1")
     assert out["status"] == "pending_approval", out
     aid = out["approval_id"]
-    assert out["approve_command"] == f"agent approvals approve {aid} --as alice"
+    assert out["approve_command"].startswith(f"agent approvals approve {aid} --as alice --evidence-hash ")
     # Nothing production-facing happened before the approval.
     assert rt.services.registry.alias_version(registered["name"], "champion") is None
     assert rt.services.deployments.count_revisions(registered["name"]) == 0
     assert rt.promotion.state(out["thread_id"])["next"] == ["await_approval"]
 
     _approve(rt, aid)
-    done = rt.promotion.resume(aid)
+    done = rt.promotion.resume(aid, rt.services.policy.human("alice"))
     assert done["status"] == "deployed", done
     assert rt.services.registry.alias_version(registered["name"], "champion") == "1"
     tags = rt.services.registry.get(registered["name"], "1").tags
@@ -71,7 +71,7 @@ def test_promotion_stops_at_approval_then_deploys_and_serves_honest_predictions(
     assert body["validation_status"] == "PASSED"
 
     # Replaying the finished thread deploys nothing more.
-    again = rt.promotion.resume(aid)
+    again = rt.promotion.resume(aid, rt.services.policy.human("alice"))
     assert again["status"] == "deployed"
     assert rt.services.deployments.count_revisions(registered["name"]) == 1
 
@@ -90,7 +90,7 @@ def test_rejected_promotion_changes_nothing(registered):
             "reason": "no",
         },
     )
-    done = rt.promotion.resume(req.id)
+    done = rt.promotion.resume(req.id, rt.services.policy.human("alice"))
     assert done["status"] == "rejected"
     assert rt.services.registry.alias_version(registered["name"], "champion") is None
     assert rt.services.deployments.count_revisions(registered["name"]) == 0
@@ -143,11 +143,25 @@ def test_gates_block_missing_or_planned_honesty_before_the_approval_node(
         assert "PLANNED" in out["message"]
     assert rt.services.approvals.list() == []
     assert rt.promotion.state(out["thread_id"])["next"] == []
-    # The internal tool refuses too, whoever calls it directly.
+    # The internal step is in no catalog: an agent calling it by name finds no such tool.
     res = rt.dispatcher.call(
         rt.services.policy.agent("ml-engineer", "dana"),
         "open_approval_request",
         {"name": "gated-model", "version": version, "dataset": str(holdout), "thread_id": "x"},
+    )
+    assert not res.ok and res.error.code == "unknown_tool"
+    # The workflow principal reaching it directly is refused by the gates.
+    res = rt.dispatcher.call(
+        rt.services.policy.workflow("promotion-workflow", "dana"),
+        "open_approval_request",
+        {
+            "name": "gated-model",
+            "version": version,
+            "dataset": str(holdout),
+            "thread_id": "x",
+            "requester": "dana",
+        },
+        internal=True,
     )
     assert not res.ok and res.error.code == "gate_failed"
     assert rt.services.approvals.list() == []
@@ -168,6 +182,8 @@ def test_killed_executor_deploys_exactly_once_on_rerun(registered, point):
             aid,
             "--as",
             "alice",
+            "--evidence-hash",
+            rt.services.approvals.get(aid).evidence_hash,
         ],
         env=env,
         capture_output=True,
@@ -175,10 +191,12 @@ def test_killed_executor_deploys_exactly_once_on_rerun(registered, point):
         timeout=120,
     )
     assert crashed.returncode == 137, crashed.stderr
-    assert rt.services.approvals.get(aid).status == ApprovalStatus.APPROVED
-    assert rt.services.deployments.count_revisions(registered["name"]) == (
-        1 if point == "after_revision" else 0
-    )
+    # The revision and the approval's execution commit together; the alias only follows a
+    # gateway that serves the new revision.
+    assert rt.services.approvals.get(aid).status == ApprovalStatus.EXECUTED
+    assert rt.services.deployments.count_revisions(registered["name"]) == 1
+    champion = rt.services.registry.alias_version(registered["name"], "champion")
+    assert champion == (None if point == "after_revision" else "1")
 
     rerun = subprocess.run(
         [
@@ -199,6 +217,7 @@ def test_killed_executor_deploys_exactly_once_on_rerun(registered, point):
     )
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["status"] == "deployed"
+    assert rt.services.registry.alias_version(registered["name"], "champion") == "1"
     assert rt.services.deployments.count_revisions(registered["name"]) == 1
     assert rt.services.deployments.revision_for_approval(aid).revision == 1
     # A third run is a no-op as well.
@@ -216,7 +235,7 @@ def test_mlflow_loads_the_promoted_champion_in_a_separate_process(registered):
     rt = registered["rt"]
     out = _request(registered, "2")
     _approve(rt, out["approval_id"], who="bob")
-    assert rt.promotion.resume(out["approval_id"])["status"] == "deployed"
+    assert rt.promotion.resume(out["approval_id"], rt.services.policy.human("alice"))["status"] == "deployed"
     code = (
         "import mlflow, json, sys; import pandas as pd;"
         f"m = mlflow.pyfunc.load_model('models:/{registered['name']}@champion');"

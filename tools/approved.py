@@ -1,11 +1,12 @@
-"""What every production traffic change checks: an approved request for exactly this artifact."""
+"""What every production traffic change checks: an approved request for exactly this artifact,
+and what the gateway is told about a version (its honesty labels and its recorded verdict)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from core.errors import ApprovalRequired, Conflict
-from policies.approvals import ApprovalRequest, ApprovalStatus
+from policies.approvals import PROMOTE, ApprovalRequest, ApprovalStatus
 
 if TYPE_CHECKING:
     from core.deployment import ServedVersion
@@ -14,12 +15,18 @@ if TYPE_CHECKING:
 
 
 def require_approved(
-    services: Services, approval_id: str, info: ModelVersionInfo
+    services: Services, approval_id: str, info: ModelVersionInfo, *, executed: bool = False
 ) -> ApprovalRequest:
-    """The approval request, if it is approved for this model, version and artifact digest."""
+    """The promotion request, if it approves this model, version and artifact digest.
+
+    ``executed=False``: approved and awaiting execution. ``executed=True``: the executed
+    approval a rollout in progress is running (advancing its steps)."""
     req = services.approvals.get(approval_id)
-    if req.status != ApprovalStatus.APPROVED:
-        raise ApprovalRequired(f"{req.id} is {req.status.value}, not approved")
+    wanted = ApprovalStatus.EXECUTED if executed else ApprovalStatus.APPROVED
+    if req.action != PROMOTE:
+        raise ApprovalRequired(f"{req.id} is a {req.action} request, not a promotion")
+    if req.status != wanted:
+        raise ApprovalRequired(f"{req.id} is {req.status.value}, not {wanted.value}")
     if req.model_name != info.name or req.version != str(info.version):
         raise ApprovalRequired(
             f"{req.id} approves {req.model_name} v{req.version}, not {info.name} v{info.version}"
@@ -29,8 +36,11 @@ def require_approved(
     return req
 
 
-def served_version(info: ModelVersionInfo, weight: float = 100.0) -> ServedVersion:
-    """What the gateway needs to load and label a version, from its registry record."""
+def served_version(
+    services: Services, info: ModelVersionInfo, weight: float = 100.0
+) -> ServedVersion:
+    """What the gateway needs to load and label a version, from its registry record and
+    its latest validation record (never from a tag)."""
     from core.deployment import ServedVersion
 
     if not info.artifact_sha256:
@@ -38,13 +48,16 @@ def served_version(info: ModelVersionInfo, weight: float = 100.0) -> ServedVersi
             f"{info.ref} has no recorded artifact SHA-256; it cannot be served",
             hint="Register models through ModelRegistry or optimize_model so the digest is recorded.",
         )
-    tags = info.tags
+    record = services.validations.latest(
+        info.name, info.version, artifact_sha256=info.artifact_sha256
+    )
+    honesty = info.honesty
     return ServedVersion(
         version=info.version,
         weight=weight,
         artifact_uri=info.artifact_uri,
         artifact_sha256=info.artifact_sha256,
-        implementation_status=tags.get("implementation_status", ""),
-        accuracy_claim=tags.get("accuracy_claim", ""),
-        validation_status=tags.get("validation_status", ""),
+        implementation_status=honesty.get("implementation_status", ""),
+        accuracy_claim=honesty.get("accuracy_claim", ""),
+        validation_status=record.verdict if record else "UNVALIDATED",
     )

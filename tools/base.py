@@ -58,10 +58,14 @@ class Tool:
 
 
 CATALOG: dict[str, Tool] = {}
+# Steps of our own workflows (e.g. opening an approval request once QA has passed): called
+# through the dispatcher by workflow principals only, so they are authorized and audited, but
+# listed in no catalog an agent, an LLM or `agent tool call` can see.
+INTERNAL: dict[str, Tool] = {}
 
 
 def tool(
-    *, permission: str, side_effect: SideEffect
+    *, permission: str, side_effect: SideEffect, internal: bool = False
 ) -> Callable[[Callable[..., BaseModel]], Callable[..., BaseModel]]:
     """Register ``func(call, args: InputModel) -> OutputModel`` as a tool named after the function.
 
@@ -74,9 +78,9 @@ def tool(
         input_model, output_model = hints[params[1]], hints["return"]
         doc = inspect.getdoc(func) or ""
         name = func.__name__
-        if name in CATALOG:
+        if name in CATALOG or name in INTERNAL:
             raise RuntimeError(f"tool {name} registered twice")
-        CATALOG[name] = Tool(
+        (INTERNAL if internal else CATALOG)[name] = Tool(
             name,
             doc.splitlines()[0] if doc else name,
             input_model,
@@ -99,6 +103,7 @@ def load_catalog() -> dict[str, Tool]:
         promotion_tools,
         registry_tools,
         training_tools,
+        validation_tools,
     )
 
     return CATALOG

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.errors import ModelOpsError, error_from_code
-from policies.rbac import Actor
-from tools.base import Tool, ToolError, ToolResult, load_catalog
+from policies.rbac import Actor, ActorKind
+from tools.base import INTERNAL, Tool, ToolError, ToolResult, load_catalog
 from tools.context import CallContext, Services
 
 MAX_ARGS_BYTES = 64_000
@@ -26,9 +26,20 @@ class Dispatcher:
         policy = self.services.policy
         return [t for t in self.catalog.values() if policy.authorize(actor, t.permission).allowed]
 
-    def call(self, actor: Actor, name: str, args: dict[str, Any] | str | None = None) -> ToolResult:
+    def call(
+        self,
+        actor: Actor,
+        name: str,
+        args: dict[str, Any] | str | None = None,
+        *,
+        internal: bool = False,
+    ) -> ToolResult:
+        """Run a catalog tool; ``internal=True`` also reaches workflow steps, for workflow
+        principals only."""
         audit = self.services.audit
         tool = self.catalog.get(name)
+        if tool is None and internal and actor.kind == ActorKind.WORKFLOW:
+            tool = INTERNAL.get(name)
         raw = args if isinstance(args, str) else json.dumps(args or {}, default=str)
         detail = {"args": raw[:_AUDIT_ARGS_CHARS]}
         if tool is None:
@@ -114,10 +125,10 @@ class Dispatcher:
         return ToolResult(ok=True, tool=name, output=output.model_dump(mode="json"))
 
     def call_or_raise(
-        self, actor: Actor, name: str, args: dict[str, Any] | None = None
+        self, actor: Actor, name: str, args: dict[str, Any] | None = None, *, internal: bool = False
     ) -> dict[str, Any]:
         """For callers (CLI, workflow) that want an exception instead of an error result."""
-        result = self.call(actor, name, args)
+        result = self.call(actor, name, args, internal=internal)
         if result.ok:
             return result.output or {}
         raise error_from_code(result.error.code, result.error.message, result.error.hint)

@@ -1,38 +1,93 @@
-"""Promotion tools: evidence, approval requests, human decisions and the approved executor.
+"""Promotion tools: evidence, approval requests (promotions and rollbacks), human decisions,
+human QA on a request, and the approved executor.
 
 No tool here sets the champion alias or routes traffic unless an approval request for that
-exact model version has been approved by a listed human.
+exact model version has been approved by a listed human (tools.executor does the moving).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from core.errors import GateFailed, ModelOpsError
-from policies.approvals import ApprovalStatus
+from core.errors import Conflict, GateFailed, ModelOpsError
+from core.names import ModelName
+from policies.approvals import PROMOTE, ROLLBACK, ApprovalStatus
 from policies.gates import check_promotion
-from tools.approved import require_approved, served_version
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.evaluation_tools import evaluate_version
+from tools.executor import PRODUCTION, execute_promotion
+from tools.validation_tools import summary, validate_version
 
 APPROVAL_ID = r"^apr-[0-9a-f]{8}$"
+
+
+class RolloutPlan(BaseModel):
+    """What an approver approves and the executor runs: all at once, or canary steps with
+    their health criteria, or a blue-green switch."""
+
+    strategy: Literal["direct", "canary", "blue-green"] = "direct"
+    steps: list[float] | None = Field(
+        default=None, min_length=1, max_length=20, description="Canary: every step's share."
+    )
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    min_requests_per_step: int | None = Field(
+        default=None, ge=0, description="Default: the policy's rollout.min_requests_per_step."
+    )
+
+    @model_validator(mode="after")
+    def _steps(self) -> RolloutPlan:
+        from core.serving.rollout import plan_steps
+
+        if self.strategy == "canary":
+            self.steps = plan_steps("canary", self.steps, None)
+        elif self.steps is not None:
+            raise ValueError(f"{self.strategy} takes no steps")
+        return self
+
+    def describe(self) -> str:
+        if self.strategy == "canary":
+            return "canary " + " → ".join(f"{s:g}%" for s in self.steps or [])
+        return self.strategy
+
+
+def validation_evidence(record: Any) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "verdict": record.verdict,
+        "method": record.method,
+        "validator": record.validator,
+        "validator_kind": record.validator_kind,
+        "on_behalf_of": record.on_behalf_of,
+        "identity": "token" if record.authenticated else "claimed",
+        "dataset_sha256": record.dataset_sha256,
+        "artifact_sha256": record.artifact_sha256,
+        "evaluation_id": record.evaluation_id,
+        "summary": summary(record),
+        "statement": record.describe(),
+        "at": record.created_at.isoformat(timespec="seconds"),
+    }
 
 
 def build_evidence(
     services: Services, name: str, version: str, dataset: str, target: str
 ) -> dict[str, Any]:
-    """What an approver reviews: the candidate, its metrics, the champion's on the same data, QA's verdict."""
+    """What an approver reviews: the candidate, its metrics, the champion's on the same data,
+    the QA verdict on record for this artifact and dataset, and the gates."""
     reg = services.registry
     info = reg.get(name, version)
     ev = evaluate_version(services, info.name, info.version, dataset, target, log_run=False)
     champion = None
     if ev.champion_version:
         champion = {"version": ev.champion_version, "comparison": ev.comparison}
-    tags = info.tags
+    record = services.validations.latest(
+        info.name,
+        info.version,
+        artifact_sha256=info.artifact_sha256 or "",
+        dataset_sha256=ev.dataset["sha256"],
+    )
     evidence = {
         "candidate": {
             "name": info.name,
@@ -45,28 +100,26 @@ def build_evidence(
         "metrics": ev.metrics,
         "unavailable": ev.unavailable,
         "champion": champion,
-        "validation": {
-            k: tags.get(k, "")
-            for k in (
-                "validation_status",
-                "validated_by",
-                "validated_at",
-                "validation_dataset_sha256",
-                "validation_summary",
-            )
-        },
+        "validation": validation_evidence(record) if record else None,
+        "policy_digest": services.policy_digest,
     }
     evidence["gates"] = check_promotion(evidence, services.thresholds).model_dump()
     return evidence
 
 
 class PromotionInput(ToolInput):
-    name: str = Field(min_length=1, max_length=128)
+    name: ModelName
     version: str = Field(pattern=r"^[0-9]{1,9}$")
     dataset: str = Field(
         min_length=1, max_length=1024, description="Held-out CSV the evidence is measured on."
     )
     target: str = Field(default="target", min_length=1, max_length=256)
+
+
+class RequestPromotionInput(PromotionInput):
+    plan: RolloutPlan = Field(
+        default_factory=RolloutPlan, description="The rollout the approver approves."
+    )
 
 
 class EvidenceOutput(BaseModel):
@@ -82,18 +135,19 @@ def collect_promotion_evidence(call: CallContext, args: PromotionInput) -> Evide
 
 
 class RequestPromotionOutput(BaseModel):
-    status: str  # pending_approval | blocked
+    status: str  # pending_approval | pending_validation | blocked
     thread_id: str
     approval_id: str | None = None
     message: str
     gates: list[dict[str, Any]] = []
     approve_command: str | None = None
+    show_command: str | None = None
     log: list[str] = []
 
 
 @tool(permission="promotion:request", side_effect="write")
-def request_promotion(call: CallContext, args: PromotionInput) -> RequestPromotionOutput:
-    """Start the production promotion workflow for a version; it stops at a human approval."""
+def request_promotion(call: CallContext, args: RequestPromotionInput) -> RequestPromotionOutput:
+    """Start the production promotion workflow for a version with a rollout plan; it stops at a human approval."""
     runner = call.services.promotion_runner
     if runner is None:
         raise ModelOpsError(
@@ -101,12 +155,20 @@ def request_promotion(call: CallContext, args: PromotionInput) -> RequestPromoti
             hint="Run promotions through the `agent` CLI or agents.runtime.",
         )
     return RequestPromotionOutput(
-        **runner(call.actor, args.name, args.version, args.dataset, args.target)
+        **runner(
+            call.actor,
+            args.name,
+            args.version,
+            args.dataset,
+            args.target,
+            args.plan.model_dump(),
+        )
     )
 
 
-class OpenApprovalInput(PromotionInput):
+class OpenApprovalInput(RequestPromotionInput):
     thread_id: str = Field(min_length=1, max_length=128)
+    requester: str = Field(min_length=1, max_length=128)
 
 
 class OpenApprovalOutput(BaseModel):
@@ -114,11 +176,12 @@ class OpenApprovalOutput(BaseModel):
     evidence_hash: str
     expires_at: str
     approvers: list[str]
+    awaiting_human_validation: bool
 
 
-@tool(permission="promotion:request", side_effect="write")
+@tool(permission="promotion:open", side_effect="write", internal=True)
 def open_approval_request(call: CallContext, args: OpenApprovalInput) -> OpenApprovalOutput:
-    """Open a pending approval request once the gates pass and QA's verdict on this dataset is PASSED."""
+    """Open a pending approval request once the gates pass and a PASSED validation is on record for this artifact and dataset."""
     services = call.services
     evidence = build_evidence(services, args.name, args.version, args.dataset, args.target)
     gates = evidence["gates"]
@@ -126,17 +189,22 @@ def open_approval_request(call: CallContext, args: OpenApprovalInput) -> OpenApp
         failed = "; ".join(c["message"] for c in gates["checks"] if not c["passed"])
         raise GateFailed(f"promotion of {args.name} v{args.version} blocked: {failed}")
     val = evidence["validation"]
-    if (
-        val["validation_status"] != "PASSED"
-        or val["validation_dataset_sha256"] != evidence["dataset"]["sha256"]
-    ):
+    if not val or val["verdict"] != "PASSED":
         raise GateFailed(
-            f"{args.name} v{args.version} has no PASSED QATester validation on this dataset "
-            f"(status: {val['validation_status'] or 'none'})",
-            hint="A qa-tester must run record_validation on the same dataset first.",
+            f"{args.name} v{args.version} has no PASSED validation on record for this artifact "
+            f"and dataset (latest: {val['verdict'] if val else 'none'})",
+            hint="The promotion workflow's QA step records one; see `agent approvals list`.",
         )
+    requester = services.policy.human(args.requester, authenticated=call.actor.authenticated)
     req = services.approvals.create(
-        args.name, args.version, evidence, call.actor, thread_id=args.thread_id
+        args.name,
+        args.version,
+        evidence,
+        requester,
+        action=PROMOTE,
+        plan=args.plan.model_dump(),
+        policy_digest=services.policy_digest,
+        thread_id=args.thread_id,
     )
     approvers = [a for a in services.policy.approvers() if a != req.requested_by]
     return OpenApprovalOutput(
@@ -144,6 +212,7 @@ def open_approval_request(call: CallContext, args: OpenApprovalInput) -> OpenApp
         evidence_hash=req.evidence_hash,
         expires_at=req.expires_at.isoformat(),
         approvers=approvers,
+        awaiting_human_validation=services.policy.validation.require_human,
     )
 
 
@@ -190,7 +259,7 @@ class DecideApprovalInput(ApprovalIdInput):
 
 @tool(permission="approvals:decide", side_effect="write")
 def decide_approval(call: CallContext, args: DecideApprovalInput) -> ApprovalOutput:
-    """Approve or reject a pending promotion (listed human approvers only, never the requester)."""
+    """Approve or reject a pending request (listed human approvers only, never the requester)."""
     req = call.services.approvals.decide(
         args.approval_id,
         call.actor,
@@ -201,51 +270,122 @@ def decide_approval(call: CallContext, args: DecideApprovalInput) -> ApprovalOut
     return ApprovalOutput(approval=req.model_dump(mode="json", exclude={"evidence"}))
 
 
+class ValidateApprovalOutput(BaseModel):
+    approval_id: str
+    verdict: str
+    validation_id: str
+    evidence_hash: str
+    statement: str
+
+
+@tool(permission="validation:record", side_effect="write")
+def validate_approval(call: CallContext, args: ApprovalIdInput) -> ValidateApprovalOutput:
+    """A human QATester (not the requester) re-evaluates a pending promotion on its dataset; the verdict joins its evidence."""
+    services = call.services
+    req = services.approvals.get(args.approval_id)
+    if req.action != PROMOTE:
+        raise Conflict(f"{req.id} is a {req.action} request; only promotions are validated")
+    if req.status != ApprovalStatus.PENDING:
+        raise Conflict(f"{req.id} is {req.status.value}; only pending requests take a validation")
+    if call.actor.name == req.requested_by:
+        raise Conflict(f"{call.actor.name} requested {req.id} and cannot validate it")
+    ds = req.evidence["dataset"]
+    record = validate_version(
+        services,
+        call.actor,
+        req.model_name,
+        req.version,
+        ds["path"],
+        ds.get("target", "target"),
+        approval_id=req.id,
+    )
+    if record.dataset_sha256 != ds["sha256"]:
+        raise Conflict(f"the dataset of {req.id} changed since it was requested")
+    updated = services.approvals.attach_human_validation(
+        req.id, call.actor, validation_evidence(record)
+    )
+    return ValidateApprovalOutput(
+        approval_id=req.id,
+        verdict=record.verdict,
+        validation_id=record.id,
+        evidence_hash=updated.evidence_hash,
+        statement=record.describe(),
+    )
+
+
 class PromoteOutput(BaseModel):
     approval_id: str
     name: str
     version: str
     revision: int
+    strategy: str
+    already_executed: bool
     gateway_url: str | None
+    serving: bool
+    serving_problems: list[str]
+    champion: str | None
 
 
 @tool(permission="deploy:production", side_effect="write")
 def promote_model(call: CallContext, args: ApprovalIdInput) -> PromoteOutput:
-    """Execute an approved promotion: champion alias, deployment, decision tags. Safe to re-run."""
+    """Execute an approved promotion's plan exactly once (a re-run is a no-op while it is live)."""
+    return PromoteOutput(**execute_promotion(call.services, call.actor, args.approval_id))
+
+
+class RequestRollbackInput(ToolInput):
+    name: ModelName
+    to_version: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,9}$", description="Default: the previous version."
+    )
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RequestRollbackOutput(BaseModel):
+    approval_id: str
+    name: str
+    to_version: str
+    evidence_hash: str
+    expires_at: str
+    approvers: list[str]
+    show_command: str
+
+
+@tool(permission="rollback:request", side_effect="write")
+def request_rollback(call: CallContext, args: RequestRollbackInput) -> RequestRollbackOutput:
+    """Ask a listed human to approve rolling production back (agents request; people decide)."""
     services = call.services
-    reg = services.registry
-    req = services.approvals.get(args.approval_id)
-    info = reg.get(req.model_name, req.version)
-    require_approved(services, req.id, info)
-    served = served_version(info)
-    # Each step is idempotent on the approval id, so a crashed run can simply run again.
-    reg.set_alias(info.name, "champion", info.version)
-    rev = services.deployments.deploy(
-        info.name,
-        served,
-        actor=call.actor.describe(),
-        approval_id=req.id,
-        reason=f"approved by {req.decided_by}",
-    )
-    reg.set_tags(
-        info.name,
-        info.version,
-        {
-            "approval_id": req.id,
-            "approved_by": req.decided_by or "",
-            "approval_status": req.status.value,
-            "approved_at": req.decided_at.isoformat() if req.decided_at else "",
-            "evidence_hash": req.evidence_hash,
-            "deployed_revision": str(rev.revision),
-            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    deployments = services.deployments
+    current = deployments.current(args.name, PRODUCTION)
+    if current is None:
+        raise Conflict(f"{args.name} has no production deployment to roll back")
+    version = deployments.rollback_choice(args.name, to_version=args.to_version, target=PRODUCTION)
+    earlier = services.approvals.executed_for(args.name, version)
+    evidence = {
+        "rollback": {
+            "name": args.name,
+            "from_versions": current.live_versions,
+            "from_revision": current.revision,
+            "to_version": version,
+            "returns_to_approval": earlier[0].id if earlier else None,
+            "reason": args.reason,
         },
+        "policy_digest": services.policy_digest,
+    }
+    req = services.approvals.create(
+        args.name,
+        version,
+        evidence,
+        call.actor,
+        action=ROLLBACK,
+        plan={"strategy": "rollback", "to_version": version},
+        policy_digest=services.policy_digest,
     )
-    s = services.settings
-    gw = services.deployments.ensure_gateway(info.name, host=s.gateway_host, port=s.gateway_port)
-    return PromoteOutput(
+    return RequestRollbackOutput(
         approval_id=req.id,
-        name=info.name,
-        version=info.version,
-        revision=rev.revision,
-        gateway_url=gw.get("url"),
+        name=args.name,
+        to_version=version,
+        evidence_hash=req.evidence_hash,
+        expires_at=req.expires_at.isoformat(),
+        approvers=[a for a in services.policy.approvers() if a != req.requested_by],
+        show_command=f"agent approvals show {req.id}",
     )

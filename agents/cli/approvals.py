@@ -1,4 +1,4 @@
-"""``agent approvals list|show|approve|reject|resume``."""
+"""``agent approvals list|show|validate|approve|reject|resume``."""
 
 from __future__ import annotations
 
@@ -6,16 +6,28 @@ from typing import Any
 
 import click
 
-from agents.cli.common import as_option, call, console, emit, human, json_option, runtime
+from agents.cli.common import (
+    as_option,
+    call,
+    console,
+    emit,
+    human,
+    is_interactive,
+    json_option,
+    runtime,
+)
+from core.errors import InvalidInput
+
+STATUSES = ["pending", "approved", "rejected", "expired", "executed", "superseded"]
 
 
 @click.group()
 def approvals() -> None:
-    """Review and decide production promotion requests."""
+    """Review and decide production change requests (promotions and rollbacks)."""
 
 
 @approvals.command("list")
-@click.option("--status", type=click.Choice(["pending", "approved", "rejected", "expired"]))
+@click.option("--status", type=click.Choice(STATUSES))
 @as_option
 @json_option
 @click.pass_context
@@ -26,61 +38,92 @@ def list_cmd(ctx: click.Context, status: str | None, as_user: str | None, as_jso
     def render(data: dict[str, Any]) -> None:
         from rich.table import Table
 
-        t = Table("id", "model", "version", "status", "requested by", "decided by", "expires")
+        t = Table("id", "action", "model", "version", "status", "requested by", "decided by")
         for a in data["approvals"]:
             t.add_row(
                 a["id"],
+                "rollback" if a["action"] == "rollback_production" else "promote",
                 a["model_name"],
                 a["version"],
                 a["status"],
                 a["requested_by"],
                 a["decided_by"] or "-",
-                a["expires_at"][:19],
             )
         console().print(t if data["approvals"] else "No approval requests.")
 
     emit(out, as_json, render)
 
 
+def _identity(flag: bool) -> str:
+    return "token" if flag else "claimed, unauthenticated"
+
+
 def render_request(a: dict[str, Any]) -> None:
     c = console()
     ev = a["evidence"]
-    cand = ev["candidate"]
+    plan = a.get("plan") or {}
+    if a["action"] == "rollback_production":
+        rb = ev["rollback"]
+        c.print(
+            f"[bold]{a['id']}[/bold]: roll {a['model_name']} back to v{a['version']}  [{a['status']}]"
+        )
+        c.print(
+            f"  now serving  {', '.join('v' + v for v in rb['from_versions'])} (revision {rb['from_revision']})"
+        )
+        c.print(f"  returns to   approval {rb['returns_to_approval'] or 'none'}")
+        c.print(f"  reason       {rb['reason']}")
+    else:
+        cand = ev["candidate"]
+        c.print(
+            f"[bold]{a['id']}[/bold]: promote {a['model_name']} v{a['version']} to production  [{a['status']}]"
+        )
+        steps = plan.get("steps")
+        c.print(
+            f"  plan         {plan.get('strategy', 'direct')}"
+            + (f" {' → '.join(f'{s:g}%' for s in steps)}" if steps else "")
+        )
+        c.print(
+            f"  dataset      {ev['dataset']['path']} ({ev['dataset']['rows']} rows, sha256 {ev['dataset']['sha256'][:12]}…)"
+        )
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(ev["metrics"].items()))
+        c.print(f"  metrics      {metrics}")
+        if ev.get("champion"):
+            ch = ev["champion"]
+            comp = ch.get("comparison") or {}
+            c.print(
+                f"  vs champion v{ch['version']}: {comp.get('verdict', 'not compared')} ({comp.get('reason', '')})"
+            )
+            for k, m in sorted(comp.get("per_metric", {}).items()):
+                c.print(
+                    f"      {k:10} {m['difference']:+.4f}  CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]  {m['verdict']}"
+                )
+        else:
+            c.print("  champion     none yet")
+        for k, v in cand["honesty"].items():
+            c.print(f"  {k:12} {v}")
+        c.print(f"  artifact     sha256 {cand['artifact_sha256']}")
+        val = ev.get("validation")
+        c.print(f"  QA verdict   {val['statement'] if val else 'none on record'}")
+        hv = ev.get("human_validation")
+        if hv:
+            c.print(f"  human QA     {hv['statement']} [{hv['identity']}]")
+        for g in ev["gates"]["checks"]:
+            mark = "[green]pass[/green]" if g["passed"] else "[red]FAIL[/red]"
+            warn = " [yellow](warning)[/yellow]" if g.get("warning") else ""
+            c.print(f"  gate {mark}  {g['message']}{warn}")
     c.print(
-        f"[bold]{a['id']}[/bold]: promote {a['model_name']} v{a['version']} to production  [{a['status']}]"
-    )
-    c.print(
-        f"  requested by {a['requested_by']} via {a['requested_via']}; expires {a['expires_at'][:19]}"
+        f"  requested by {a['requested_by']} via {a['requested_via']} "
+        f"({_identity(a['requester_authenticated'])}); expires {a['expires_at'][:19]}"
     )
     if a.get("decided_by"):
-        c.print(f"  decided by {a['decided_by']} at {a['decided_at'][:19]}: {a['reason']}")
-    c.print(
-        f"  dataset      {ev['dataset']['path']} ({ev['dataset']['rows']} rows, sha256 {ev['dataset']['sha256'][:12]}…)"
-    )
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(ev["metrics"].items()))
-    c.print(f"  metrics      {metrics}")
-    if ev.get("champion"):
-        ch = ev["champion"]
-        comp = ch.get("comparison") or {}
         c.print(
-            f"  vs champion v{ch['version']}: {comp.get('verdict', 'not compared')} ({comp.get('reason', '')})"
+            f"  decided by   {a['decided_by']} ({_identity(a['decider_authenticated'])}) at "
+            f"{a['decided_at'][:19]}: {a['reason']}"
         )
-        for k, m in sorted(comp.get("per_metric", {}).items()):
-            c.print(
-                f"      {k:10} {m['difference']:+.4f}  CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]  {m['verdict']}"
-            )
-    else:
-        c.print("  champion     none yet")
-    for k, v in cand["honesty"].items():
-        c.print(f"  {k:12} {v}")
-    val = ev["validation"]
-    c.print(
-        f"  QA verdict   {val['validation_status']} by {val['validated_by']} ({val['validation_summary']})"
-    )
-    for g in ev["gates"]["checks"]:
-        mark = "[green]pass[/green]" if g["passed"] else "[red]FAIL[/red]"
-        c.print(f"  gate {mark}  {g['message']}")
-    c.print(f"  evidence sha256 {a['evidence_hash']}")
+    if a.get("executed_at"):
+        c.print(f"  executed by  {a['executed_by']} at {a['executed_at'][:19]}")
+    c.print(f"  policy       sha256 {a['policy_digest']}")
+    c.print(f"  evidence     sha256 {a['evidence_hash']}")
 
 
 @approvals.command("show")
@@ -89,9 +132,27 @@ def render_request(a: dict[str, Any]) -> None:
 @json_option
 @click.pass_context
 def show_cmd(ctx: click.Context, approval_id: str, as_user: str | None, as_json: bool) -> None:
-    """One request with the full evidence an approver reviews."""
+    """One request with the full evidence an approver reviews, and its evidence hash."""
     out = call(ctx, human(ctx, as_user), "get_approval", {"approval_id": approval_id})
     emit(out["approval"], as_json, render_request)
+
+
+@approvals.command("validate")
+@click.argument("approval_id")
+@as_option
+@json_option
+@click.pass_context
+def validate_cmd(ctx: click.Context, approval_id: str, as_user: str | None, as_json: bool) -> None:
+    """As a human QATester (not the requester): re-evaluate a pending promotion and attach the verdict."""
+    out = call(ctx, human(ctx, as_user), "validate_approval", {"approval_id": approval_id})
+
+    def render(d: dict[str, Any]) -> None:
+        c = console()
+        c.print(f"{d['verdict']}: {d['statement']}")
+        c.print(f"The evidence of {approval_id} now has sha256 {d['evidence_hash']}.")
+        c.print(f"Review it with `agent approvals show {approval_id}` before deciding.")
+
+    emit(out, as_json, render)
 
 
 def _decide(
@@ -101,29 +162,40 @@ def _decide(
     approve: bool,
     reason: str,
     evidence_hash: str | None,
+    yes: bool,
     as_json: bool,
 ) -> None:
     actor = human(ctx, as_user)
     req = call(ctx, actor, "get_approval", {"approval_id": approval_id})["approval"]
-    if not as_json:
+    verb = "approve" if approve else "reject"
+    if evidence_hash is None:
+        if not is_interactive() or as_json:
+            raise InvalidInput(
+                f"to {verb} without a terminal, pass the evidence hash you reviewed",
+                hint=f"Review it with `agent approvals show {approval_id}`, then add "
+                "`--evidence-hash HASH` (the value printed on its last line).",
+            )
         render_request(req)
-    # The hash of the evidence this person was shown (or pinned with --evidence-hash).
-    seen = evidence_hash or req["evidence_hash"]
+        if not yes and not click.confirm(
+            f"{verb.capitalize()} {approval_id} on exactly this evidence?", default=False
+        ):
+            raise click.exceptions.Abort()
+        evidence_hash = req["evidence_hash"]
     call(
         ctx,
         actor,
         "decide_approval",
-        {"approval_id": approval_id, "approve": approve, "evidence_hash": seen, "reason": reason},
+        {
+            "approval_id": approval_id,
+            "approve": approve,
+            "evidence_hash": evidence_hash,
+            "reason": reason,
+        },
     )
     if not as_json:
         console().print(f"{'Approved' if approve else 'Rejected'} {approval_id} as {actor.name}.")
-    _resume(ctx, approval_id, as_json)
-
-
-def _resume(ctx: click.Context, approval_id: str, as_json: bool) -> None:
-    if not as_json:
-        console().print("Continuing the promotion workflow…")
-    out = runtime(ctx).promotion.resume(approval_id)
+        console().print("Continuing…")
+    out = runtime(ctx).run_decided(approval_id, actor)
     emit(out, as_json, render_outcome)
 
 
@@ -137,17 +209,29 @@ def render_outcome(out: dict[str, Any]) -> None:
         url = exe["gateway_url"]
         c.print(f"Gateway: {url}  (health: {url}/health, metrics: {url}/metrics)")
         c.print(f"Try:  agent predict {exe['name']} --input '{{\"features\": [...30 numbers...]}}'")
-        c.print(
-            f"  or  curl -s {url}/predict -H 'content-type: application/json' -d '{{\"features\": [...]}}'"
-        )
+
+
+decision_options = [
+    as_option,
+    click.option("--reason", default="", help="Why (kept in the audit log)."),
+    click.option(
+        "--evidence-hash",
+        help="SHA-256 of the evidence you reviewed (from `approvals show`); required without a terminal.",
+    ),
+    click.option("--yes", is_flag=True, help="On a terminal: skip the confirmation prompt."),
+    json_option,
+]
+
+
+def _with_options(f):  # noqa: ANN001, ANN202
+    for opt in reversed(decision_options):
+        f = opt(f)
+    return f
 
 
 @approvals.command("approve")
 @click.argument("approval_id")
-@as_option
-@click.option("--reason", default="", help="Why (kept in the audit log).")
-@click.option("--evidence-hash", help="Refuse unless the evidence still has this SHA-256.")
-@json_option
+@_with_options
 @click.pass_context
 def approve_cmd(
     ctx: click.Context,
@@ -155,23 +239,28 @@ def approve_cmd(
     as_user: str | None,
     reason: str,
     evidence_hash: str | None,
+    yes: bool,
     as_json: bool,
 ) -> None:
-    """Approve a pending promotion (listed approvers; never the requester) and run it."""
-    _decide(ctx, approval_id, as_user, True, reason, evidence_hash, as_json)
+    """Approve a pending request (listed approvers; never the requester) and run it."""
+    _decide(ctx, approval_id, as_user, True, reason, evidence_hash, yes, as_json)
 
 
 @approvals.command("reject")
 @click.argument("approval_id")
-@as_option
-@click.option("--reason", default="", help="Why (kept in the audit log).")
-@json_option
+@_with_options
 @click.pass_context
 def reject_cmd(
-    ctx: click.Context, approval_id: str, as_user: str | None, reason: str, as_json: bool
+    ctx: click.Context,
+    approval_id: str,
+    as_user: str | None,
+    reason: str,
+    evidence_hash: str | None,
+    yes: bool,
+    as_json: bool,
 ) -> None:
-    """Reject a pending promotion."""
-    _decide(ctx, approval_id, as_user, False, reason, None, as_json)
+    """Reject a pending request."""
+    _decide(ctx, approval_id, as_user, False, reason, evidence_hash, yes, as_json)
 
 
 @approvals.command("resume")
@@ -180,6 +269,7 @@ def reject_cmd(
 @json_option
 @click.pass_context
 def resume_cmd(ctx: click.Context, approval_id: str, as_user: str | None, as_json: bool) -> None:
-    """Finish a decided promotion whose run was interrupted (safe to repeat: deploys once)."""
-    call(ctx, human(ctx, as_user), "get_approval", {"approval_id": approval_id})
-    _resume(ctx, approval_id, as_json)
+    """Finish a decided promotion whose run was interrupted (needs deploy:production; deploys once)."""
+    actor = human(ctx, as_user)
+    out = runtime(ctx).promotion.resume(approval_id, actor)
+    emit(out, as_json, render_outcome)

@@ -80,15 +80,23 @@ def quickstart(
         "challenger": best["version"],
         "promotion": outcome,
     }
-    if outcome["status"] != "pending_approval":
+    if outcome["status"] not in ("pending_approval", "pending_validation"):
         emit(result, as_json, lambda _d: render_outcome(outcome))
         raise SystemExit(3)
     if not as_json:
         render_outcome(outcome)
+    if outcome["status"] == "pending_validation":
+        say(f"[5/5] The policy asks a human QATester first:\n\n    {outcome['validate_command']}\n")
+        if as_json:
+            click.echo(json.dumps(result, indent=2, default=str))
+        return
     if is_interactive() and not no_prompt and not as_json:
         result["promotion"] = _ask_approval(ctx, outcome["approval_id"], actor.name)
         return
-    say(f"[5/5] Waiting for a human. Approve with:\n\n    {outcome['approve_command']}\n")
+    say(
+        "[5/5] Waiting for a human. Review the evidence, then approve that exact evidence:\n\n"
+        f"    {outcome['show_command']}\n    {outcome['approve_command']}\n"
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
 
@@ -110,7 +118,8 @@ def _ask_approval(ctx: click.Context, approval_id: str, requester: str) -> dict[
         say(f"{name} {why}; the approval node accepts only {', '.join(approvers)}.")
     if not name:
         say(
-            f"Left pending. Approve later with: agent approvals approve {approval_id} --as {approvers[0]}"
+            f"Left pending. Review it with `agent approvals show {approval_id}`, then "
+            f"`agent approvals approve {approval_id} --as {approvers[0]}`."
         )
         return {"status": "pending_approval", "approval_id": approval_id}
     approver = human(ctx, name)
@@ -129,7 +138,7 @@ def _ask_approval(ctx: click.Context, approval_id: str, requester: str) -> dict[
             "reason": reason,
         },
     )
-    outcome = rt.promotion.resume(approval_id)
+    outcome = rt.run_decided(approval_id, approver)
     render_outcome(outcome)
     exe = outcome.get("execution") or {}
     if outcome["status"] == "deployed":

@@ -158,11 +158,13 @@ class RolloutService:
         approval_id: str | None = None,
         reason: str = "",
         target: str = "local",
+        session: Session | None = None,
     ) -> Rollout:
-        """Write the first step's revision. Idempotent on ``approval_id``."""
+        """Write the first step's revision. Idempotent on ``approval_id``. With ``session``,
+        inside the caller's transaction."""
         plan = plan_steps(strategy, steps, first_percent)
         deps = self.deployments
-        with Session(self.engine) as s, s.begin():
+        with deps.transaction(session) as s:
             if approval_id is not None:
                 done = s.scalar(select(RolloutRow).where(RolloutRow.approval_id == approval_id))
                 if done is not None:
@@ -258,12 +260,19 @@ class RolloutService:
         to_version: str | None = None,
         reason: str = "",
         target: str = "local",
+        session: Session | None = None,
     ) -> Revision:
-        """DeploymentService.rollback, marking an active rollout as rolled back."""
-        rev = self.deployments.rollback(
-            model_name, actor=actor, to_version=to_version, reason=reason, target=target
-        )
-        with Session(self.engine) as s, s.begin():
+        """DeploymentService.rollback, marking an active rollout as rolled back, in one
+        transaction (the caller's, with ``session``)."""
+        with self.deployments.transaction(session) as s:
+            rev = self.deployments.rollback(
+                model_name,
+                actor=actor,
+                to_version=to_version,
+                reason=reason,
+                target=target,
+                session=s,
+            )
             dep = self.deployments.deployment_row(s, model_name, target, create=False)
             for row in s.scalars(
                 select(RolloutRow).where(
