@@ -142,7 +142,7 @@ def test_pending_promotion_stops_the_run(rt, scripted_llm: ScriptedOpenAIServer)
     workflow runs in test_agents_workflows; here the runner is a recording fake)."""
     started: list[tuple[str, str]] = []
 
-    def runner(actor, name, version, dataset, target):  # noqa: ANN001, ANN202
+    def runner(actor, name, version, dataset, target, plan=None):  # noqa: ANN001, ANN202
         started.append((actor.name, actor.on_behalf_of))
         return {
             "status": "pending_approval",

@@ -97,8 +97,16 @@ def test_quickstart_non_interactive_then_approve_command_deploys_and_predict_ans
         for ln in res.stdout.splitlines()
         if ln.strip().startswith("agent approvals approve")
     )
-    assert line.endswith("--as alice")
+    assert " --as alice --evidence-hash " in line
+    show = next(
+        ln.strip() for ln in res.stdout.splitlines() if ln.strip().startswith("agent approvals show")
+    )
+    shown = agent(*show.split()[1:], "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["evidence_hash"] == line.split()[-1]
     args = line.split()[1:]
+    # Without a terminal, an approval needs the hash of the evidence that was reviewed.
+    bare = agent(*args[:-2], "--json")
+    assert bare.returncode == 2 and "evidence hash" in bare.stderr
     res = agent(*args, "--json", timeout=300)
     try:
         assert res.returncode == 0, res.stderr
@@ -131,7 +139,9 @@ def test_deploy_commands_go_through_audited_tools(home):
     from agents.runtime import build_runtime
     from core.settings import load_settings
 
-    entries = build_runtime(load_settings()).services.audit.entries()
+    entries = [
+        e for e in build_runtime(load_settings()).services.audit.entries() if e["outcome"] != "intent"
+    ]
     assert [(e["action"], e["actor"], e["decision"]) for e in reversed(entries)] == [
         ("stop_gateway", "alice", "allowed"),
         ("stop_gateway", "carol", "denied"),

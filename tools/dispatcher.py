@@ -97,32 +97,44 @@ class Dispatcher:
             return _error(
                 name, "invalid_input", message, f"Arguments must match the {name} schema."
             )
+        # A tool with side effects gets its intent row before it acts, so a crash mid-effect
+        # leaves an open intent in the audit log rather than an effect without a trace.
+        intent = (
+            audit.intent(actor, name, tool.permission, detail)
+            if tool.side_effect != "read"
+            else None
+        )
+
+        def record(outcome: str, reason: str = "", extra: dict[str, Any] | None = None) -> None:
+            full = {**detail, **(extra or {})}
+            if intent is None:
+                audit.append(
+                    actor,
+                    name,
+                    tool.permission,
+                    decision="allowed",
+                    outcome=outcome,
+                    detail=full,
+                    reason=reason,
+                )
+            else:
+                audit.complete(intent, actor, name, tool.permission, outcome, full, reason=reason)
+
         try:
             output = tool.func(CallContext(self.services, actor, self), payload)
         except ModelOpsError as exc:
-            audit.append(
-                actor,
-                name,
-                tool.permission,
-                decision="allowed",
-                outcome=exc.code,
-                detail=detail,
-                reason=exc.message,
-            )
+            record(exc.code, exc.message)
             return ToolResult(ok=False, tool=name, error=ToolError(**exc.to_dict()))
         except Exception as exc:
-            audit.append(
-                actor,
-                name,
-                tool.permission,
-                decision="allowed",
-                outcome="bug",
-                detail=detail,
-                reason=f"{type(exc).__name__}: {exc}",
-            )
+            record("bug", f"{type(exc).__name__}: {exc}")
             raise
-        audit.append(actor, name, tool.permission, decision="allowed", outcome="ok", detail=detail)
-        return ToolResult(ok=True, tool=name, output=output.model_dump(mode="json"))
+        dumped = output.model_dump(mode="json")
+        # What the call produced, named for the audit trail (e.g. the version it registered).
+        refs = {k: str(dumped[k]) for k in ("name", "version", "approval_id") if dumped.get(k)}
+        if refs.get("name"):
+            refs["model"] = refs.pop("name")
+        record("ok", extra=refs)
+        return ToolResult(ok=True, tool=name, output=dumped)
 
     def call_or_raise(
         self, actor: Actor, name: str, args: dict[str, Any] | None = None, *, internal: bool = False
