@@ -41,10 +41,11 @@ class Settings(BaseSettings):
         default=None, description="LangGraph checkpoint SQLite file (default home/graphs.db)."
     )
     policies_dir: Path | None = Field(
-        default=None, description="Directory with roles.yaml and thresholds.yaml."
+        default=None,
+        description="Directory with roles.yaml and thresholds.yaml; it must hold the policy "
+        "pinned in the home (policies/pinned.py), else it is refused, never used.",
     )
     user: str | None = Field(default=None, description="Who you are when --as is not given.")
-    approval_ttl_hours: float = Field(default=24.0, gt=0)
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
     llm_model: str = "gpt-4o-mini"

@@ -39,8 +39,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_db_template: Pa
         "MODELOPS_TRACKING_URI",
         "MODELOPS_CONFIG",
         "MODELOPS_GRAPHS_DB",
+        "MODELOPS_TOKEN",
+        "MODELOPS_POLICIES_DIR",
     ):
         monkeypatch.delenv(var, raising=False)
+    # No personal token file from the developer's own config.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     h = tmp_path / "home"
     h.mkdir()
     shutil.copy(mlflow_db_template, h / "mlflow.db")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from agents.profiles import list_profiles, resolve_policies_dir, static_catalog
+from agents.profiles import list_profiles, resolve_home, static_catalog
 from tools.base import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,27 +34,57 @@ def test_profiles_list_what_the_dispatcher_offers(rt) -> None:
     listed = {p.name: p for p in list_profiles()}
     assert set(listed) == set(policy.profiles)
     for name, info in listed.items():
-        actor = policy.agent(name, "alice")
+        # The listing shows the most a profile may do: what it holds for a person of its own
+        # role. For anyone else it holds less (the intersection with that person's rights).
+        person = next(p.name for p in policy.people.values() if p.role == info.role)
+        actor = policy.agent(name, person)
         assert info.role == actor.role
         assert info.trust == policy.trust(actor)
         assert info.tools == sorted(t.name for t in rt.dispatcher.tools_for(actor))
+        for other in policy.people:
+            held = {t.name for t in rt.dispatcher.tools_for(policy.agent(name, other))}
+            assert held <= set(info.tools)
 
 
-def test_policies_dir_resolution_matches_the_settings(home) -> None:
+def test_home_resolution_matches_the_settings(home) -> None:
     from core.settings import load_settings
 
-    assert resolve_policies_dir() == load_settings().resolved_policies_dir
+    assert resolve_home() == load_settings().home_dir
 
 
-def test_policies_dir_from_the_environment(home, monkeypatch, tmp_path) -> None:
+def test_policies_dir_from_the_environment_does_not_swap_profiles(
+    home, monkeypatch, tmp_path
+) -> None:
     custom = tmp_path / "pol"
     custom.mkdir()
     data = yaml.safe_load((ROOT / "policies" / "roles.yaml").read_text())
     data["profiles"] = {"only-one": {"role": "Architect", "persona": "x"}}
     (custom / "roles.yaml").write_text(yaml.safe_dump(data))
     monkeypatch.setenv("MODELOPS_POLICIES_DIR", str(custom))
-    assert resolve_policies_dir() == custom
-    assert [p.name for p in list_profiles()] == ["only-one"]
+    assert "only-one" not in [p.name for p in list_profiles()]
+
+
+def test_profiles_come_from_the_pinned_policy(home) -> None:
+    from policies.pinned import PolicySet, apply_policy, load_pinned, parse_texts
+    from policies.rbac import Actor, ActorKind
+
+    pinned = load_pinned(home)
+    data = yaml.safe_load(pinned.current.texts["roles.yaml"])
+    data["profiles"]["reviewer"] = {"role": "Architect", "persona": "x"}
+    new: PolicySet = parse_texts(
+        {**pinned.current.texts, "roles.yaml": yaml.safe_dump(data)}, "test"
+    )
+
+    class _NoAudit:
+        def intent(self, *a, **k) -> int:
+            return 0
+
+        def complete(self, *a, **k) -> int:
+            return 0
+
+    alice = Actor(name="alice", kind=ActorKind.HUMAN, role="Engineer")
+    apply_policy(home, new, actor=alice, audit=_NoAudit(), expected_digest=pinned.digest)
+    assert "reviewer" in [p.name for p in list_profiles()]
 
 
 def test_hand_off_targets_never_more_trusted() -> None:

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from core.registry import ModelRegistry
     from policies.approvals import ApprovalService
     from policies.audit import AuditLog
+    from policies.pinned import PinnedPolicy
     from policies.rbac import Actor, Policy
+    from policies.tokens import TokenStore
+    from policies.validations import ValidationStore
     from tools.dispatcher import Dispatcher
 
 
@@ -48,16 +51,31 @@ class Services:
         return DeploymentService(self.settings.resolved_state_db_url, self.settings.home_dir)
 
     @cached_property
-    def policy(self) -> Policy:
-        from policies.rbac import load_policy
+    def pinned(self) -> PinnedPolicy:
+        """The policy in force: this home's pinned copy, digest-checked (policies/pinned.py).
+        A configured policies_dir that differs from it is refused, never used."""
+        from policies.pinned import load_pinned
 
-        return load_policy(self.settings.resolved_policies_dir)
+        return load_pinned(self.settings.home_dir, policies_dir=self.settings.policies_dir)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return self.pinned.policy
 
     @cached_property
     def thresholds(self) -> dict[str, Any]:
-        from policies.gates import load_thresholds
+        return self.pinned.thresholds
 
-        return load_thresholds(self.settings.resolved_policies_dir)
+    @property
+    def policy_digest(self) -> str:
+        """Digest of the policy in force (roles + thresholds): record it with every decision."""
+        return self.pinned.digest
+
+    @cached_property
+    def tokens(self) -> TokenStore:
+        from policies.tokens import TokenStore
+
+        return TokenStore(self.engine)
 
     @cached_property
     def audit(self) -> AuditLog:
@@ -69,9 +87,13 @@ class Services:
     def approvals(self) -> ApprovalService:
         from policies.approvals import ApprovalService
 
-        return ApprovalService(
-            self.engine, self.policy, self.audit, ttl_hours=self.settings.approval_ttl_hours
-        )
+        return ApprovalService(self.engine, self.policy, self.audit)
+
+    @cached_property
+    def validations(self) -> ValidationStore:
+        from policies.validations import ValidationStore
+
+        return ValidationStore(self.engine)
 
     def allowed_roots(self) -> list[Path]:
         return [Path.cwd().resolve(), self.settings.home_dir]
@@ -92,6 +114,52 @@ class Services:
             )
         if not resolved.is_file():
             raise NotFound(f"dataset file {raw!r} does not exist")
+        return resolved
+
+    def resolve_output_dir(self, raw: str | None, *, default: str, force: bool = False) -> Path:
+        """The folder to write output into (``raw``, else ``default``; relative to the working
+        directory), symlinks resolved. It must lie inside the working directory or
+        MODELOPS_HOME (not be one of them, nor the artifact store or gateway records), and be
+        new or empty unless ``force``. Nothing is created or deleted here."""
+        text = raw or default
+        hint = (
+            "Choose a new folder under the working directory or MODELOPS_HOME, "
+            "e.g. `agent deploy render NAME --out deploy/NAME`."
+        )
+        if not text or "\0" in text or len(text) > 4096:
+            raise InvalidInput("empty or invalid output folder", hint=hint)
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        resolved = path.resolve()
+        roots = self.allowed_roots()
+        if not any(resolved.is_relative_to(r) for r in roots):
+            raise InvalidInput(
+                f"output folder {text!r} is outside the allowed directories"
+                + (f" (it resolves to {resolved})" if resolved != path else ""),
+                hint=hint,
+            )
+        home = self.settings.home_dir
+        managed = [home / "gateways", home / "artifacts"]
+        if self.settings.resolved_artifact_root.startswith("file:"):
+            from core.artifacts import local_path
+
+            managed.append(local_path(self.settings.resolved_artifact_root).resolve())
+        if resolved in roots or any(resolved.is_relative_to(m) for m in managed):
+            raise InvalidInput(
+                f"output folder {text!r} is the working directory, MODELOPS_HOME or a folder "
+                "they manage",
+                hint=hint,
+            )
+        if resolved.exists() and not resolved.is_dir():
+            raise InvalidInput(f"output folder {text!r} exists and is not a folder", hint=hint)
+        if resolved.is_dir() and any(resolved.iterdir()) and not force:
+            raise InvalidInput(
+                f"output folder {text!r} exists and is not empty",
+                hint="Choose a new folder with --out, or pass --force to re-render into a "
+                "folder an earlier `agent deploy render` wrote (other files are never "
+                "overwritten).",
+            )
         return resolved
 
 

@@ -19,11 +19,13 @@ def agents() -> None:
 
 @agents.command("list")
 @json_option
-def list_cmd(as_json: bool) -> None:
+@click.pass_context
+def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """Profiles with their role, trust level, tools and hand-off targets."""
-    from agents.profiles import list_profiles
+    from agents.profiles import list_profiles, read_roles
 
-    profiles = [p.as_dict() for p in list_profiles()]
+    roles = read_roles(home=(ctx.find_root().obj or {}).get("home"))
+    profiles = [p.as_dict() for p in list_profiles(roles)]
 
     def render(rows: list[dict[str, Any]]) -> None:
         from rich.table import Table

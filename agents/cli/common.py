@@ -16,7 +16,8 @@ as_option = click.option(
     "as_user",
     metavar="NAME",
     envvar="MODELOPS_USER",
-    help="Who you are (a person in roles.yaml); default $MODELOPS_USER.",
+    help="Who you are (a person in roles.yaml); default $MODELOPS_USER. A claim: with a "
+    "personal token ($MODELOPS_TOKEN) you are its owner, and `identity: token` refuses it.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
@@ -32,8 +33,12 @@ def runtime(ctx: click.Context):  # noqa: ANN201
 
 
 def human(ctx: click.Context, name: str | None):  # noqa: ANN201
+    """The acting person: from a personal token when there is one (MODELOPS_TOKEN or the
+    token file; authenticated), else the claimed name, if the policy's identity mode allows."""
+    from agents.cli.identity import resolve_cli_human
+
     rt = runtime(ctx)
-    return rt.services.policy.human(name or rt.settings.user)
+    return resolve_cli_human(rt.services, name or rt.settings.user)[0]
 
 
 def call(

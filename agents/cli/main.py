@@ -22,6 +22,11 @@ COMMANDS = {
         "approvals",
         "Review and decide production promotion requests.",
     ),
+    "audit": (
+        "agents.cli.audit",
+        "audit",
+        "Verify the audit chain; list entries; a model version's trail.",
+    ),
     "deploy": ("agents.cli.deploy", "deploy", "Deployment status, rollback and gateway control."),
     "predict": ("agents.cli.predict", "predict", "Ask a deployed model for a prediction."),
     "tool": ("agents.cli.tool", "tool", "Call any typed tool with JSON input (scripts)."),
@@ -30,6 +35,21 @@ COMMANDS = {
     "run": ("agents.cli.run", "run", "Run a role agent on one request (LLM or offline planner)."),
     "chat": ("agents.cli.chat", "chat", "Chat with a role agent; history kept per thread."),
     "agents": ("agents.cli.agents_cmd", "agents", "Agent profiles: role, trust level and tools."),
+    "policy": (
+        "agents.cli.policy_cmd",
+        "policy",
+        "The policy in force and its digest: show, diff FILE, apply FILE (admins).",
+    ),
+    "admin": (
+        "agents.cli.admin",
+        "admin",
+        "Personal tokens: admin token create PERSON | list | revoke ID (admins).",
+    ),
+    "whoami": (
+        "agents.cli.admin",
+        "whoami",
+        "Who you are: person, role, token or claim, permissions, policy digest.",
+    ),
 }
 
 
@@ -60,7 +80,12 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     """ModelOps Agents: role agents that run a real ML model lifecycle under policies,
-    with a human approval on every production promotion."""
+    with a human approval on every production promotion.
+
+    Identity: with a personal token (MODELOPS_TOKEN, or ~/.config/modelops/token with mode
+    0600; an admin creates one with `agent admin token create PERSON`) you act as its owner.
+    Without one, --as NAME is a claim, refused when the policy says `identity: token`.
+    `agent whoami` shows who you are."""
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
     ctx.obj["debug"] = debug

@@ -54,7 +54,10 @@ def agent_system(
 
 
 def user_of(ctx: click.Context, as_user: str | None) -> str | None:
-    return as_user or runtime(ctx).settings.user
+    """The person the agent acts for, resolved like every command (token, identity mode)."""
+    from agents.cli.common import human
+
+    return human(ctx, as_user).name
 
 
 def event_printer(*, stream_text: bool) -> Callable[[dict[str, Any]], None]:
