@@ -130,9 +130,15 @@ class AgentSystem:
             if may_delegate(mine, self.policy.roles[prof.role].trust)
         ]
 
-    def launch(self, profile: str, user: str | None, detail: dict[str, Any]) -> Actor:
+    def _person(self, user: str | Actor | None) -> Actor:
+        """The person an agent acts for; an Actor keeps how its identity was established."""
+        if isinstance(user, Actor):
+            return self.policy.human(user.responsible_human, authenticated=user.authenticated)
+        return self.policy.human(user)
+
+    def launch(self, profile: str, user: str | Actor | None, detail: dict[str, Any]) -> Actor:
         """The agent actor for ``profile`` on behalf of ``user``; audited either way."""
-        person = self.policy.human(user)
+        person = self._person(user)
         audit = self.services.audit
         if profile not in self.launchable(person):
             reason = (
@@ -153,7 +159,7 @@ class AgentSystem:
             raise PermissionDenied(
                 reason, hint=f"Profiles you may run: {', '.join(self.launchable(person))}."
             )
-        actor = self.policy.agent(profile, person.name)
+        actor = self.policy.agent(profile, person)
         audit.append(
             person,
             "agent_run",
@@ -170,7 +176,7 @@ class AgentSystem:
         profile: str,
         request: str | dict[str, Any] | AgentRequest,
         *,
-        user: str | None,
+        user: str | Actor | None,
         thread_id: str | None = None,
         on_event: Callable[[Event], None] | None = None,
         stream: bool = False,
@@ -298,7 +304,7 @@ class AgentSystem:
             return refuse(
                 "permission_denied", f"{target} is already in this hand-off chain ({chain})", hint
             )
-        sub_actor = self.policy.agent(target, caller.on_behalf_of or "")
+        sub_actor = self.policy.agent(target, self._person(caller))
         if not may_delegate(self.policy.trust(caller), self.policy.trust(sub_actor)):
             return refuse(
                 "permission_denied",
@@ -372,9 +378,9 @@ class AgentSystem:
         return ToolResult(ok=False, tool="handoff", output=output, error=ToolError(**err)), hop
 
     # Routing ----------------------------------------------------------------------------
-    def route(self, request: AgentRequest, user: str | None) -> RouteDecision:
+    def route(self, request: AgentRequest, user: str | Actor | None) -> RouteDecision:
         """Pick the profile for a request among those the person may launch."""
-        person = self.policy.human(user)
+        person = self._person(user)
         candidates = self.launchable(person)
         if request.structured:
             return self._route_structured(request, person, candidates)

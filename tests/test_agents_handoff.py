@@ -55,7 +55,10 @@ def test_engineer_hands_work_to_qa_on_behalf_of_the_same_person(
     # The sub-agent saw QA's tools and the task; the parent saw the sub-agent's answer.
     qa_request = scripted_llm.chat_requests[1]
     qa_tools = {t["function"]["name"] for t in qa_request.body["tools"]}
-    assert "record_validation" in qa_tools and "request_promotion" not in qa_tools
+    # qa-tester acting for alice (an Engineer) holds QATester ∩ Engineer rights: it reads and
+    # evaluates, but records no verdict alice herself could not record.
+    assert "evaluate_model" in qa_tools and "request_promotion" not in qa_tools
+    assert "record_validation" not in qa_tools
     assert "Validate: list pending approvals" in qa_request.body["messages"][-1]["content"]
     parent_result = json.loads(scripted_llm.chat_requests[3].body["messages"][-1]["content"])
     assert parent_result["output"]["answer"] == "QA: nothing pending."
@@ -218,7 +221,7 @@ def test_offline_routing_by_keywords(rt, text: str, user: str, profile: str):
 def test_structured_input_routes_to_a_profile_that_may_call_the_tool(rt):
     system = agent_system(rt)
     request = AgentRequest("tool", json.dumps({"tool": "record_validation", "args": {}}))
-    assert system.route(request, "alice").profile == "qa-tester"
+    assert system.route(request, "bob").profile == "qa-tester"
     request = AgentRequest("tool", json.dumps({"tool": "list_approvals", "args": {}}))
     assert system.route(request, "carol").profile == "architect"
 

@@ -52,7 +52,7 @@ def chat(
     thread_id = thread_id or f"agt-{uuid.uuid4().hex[:12]}"
     model = system.llm_config()
     where = model.endpoint if model.is_configured() else "offline planner (no LLM configured)"
-    click.echo(f"{profile} for {user} · thread {thread_id} · {where}. /exit to leave.")
+    click.echo(f"{profile} for {user.name} · thread {thread_id} · {where}. /exit to leave.")
     show = event_printer(stream_text=True)
     # Text streamed after the last tool result is the final answer, already on screen.
     final_text: list[str] = []

@@ -53,11 +53,12 @@ def agent_system(
     return system
 
 
-def user_of(ctx: click.Context, as_user: str | None) -> str | None:
-    """The person the agent acts for, resolved like every command (token, identity mode)."""
+def user_of(ctx: click.Context, as_user: str | None):  # noqa: ANN201
+    """The person the agent acts for, resolved like every command (token, identity mode);
+    an Actor, so an authenticated identity stays authenticated in the agent's rights."""
     from agents.cli.common import human
 
-    return human(ctx, as_user).name
+    return human(ctx, as_user)
 
 
 def event_printer(*, stream_text: bool) -> Callable[[dict[str, Any]], None]:
