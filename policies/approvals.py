@@ -419,14 +419,16 @@ class ApprovalService:
         if res.rowcount != 1:
             raise Conflict(f"{approval_id} was executed, superseded or expired just now")
 
-    def supersede(self, s: Session, model_name: str, *, keep: str | None, cause: str) -> list[str]:
+    def supersede(
+        self, s: Session, model_name: str, *, keep: tuple[str, ...], cause: str
+    ) -> list[str]:
         """Mark every other approved or executed request of the model superseded."""
         ids = list(
             s.scalars(
                 select(ApprovalRow.id).where(
                     ApprovalRow.model_name == model_name,
                     ApprovalRow.status.in_([ApprovalStatus.APPROVED, ApprovalStatus.EXECUTED]),
-                    ApprovalRow.id != (keep or ""),
+                    ApprovalRow.id.not_in(keep),
                 )
             )
         )

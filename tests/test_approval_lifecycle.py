@@ -62,7 +62,12 @@ def test_request_records_plan_policy_digest_and_identity(world):
     service = _service(world)
     dana = service.policy.human("dana", authenticated=True)
     req = service.create(
-        "m", "2", EVIDENCE, dana, plan={"strategy": "canary", "steps": [10, 100]}, policy_digest="d" * 64
+        "m",
+        "2",
+        EVIDENCE,
+        dana,
+        plan={"strategy": "canary", "steps": [10, 100]},
+        policy_digest="d" * 64,
     )
     assert req.plan["strategy"] == "canary" and req.evidence["plan"] == req.plan
     assert req.evidence["policy_digest"] == "d" * 64 and req.requester_authenticated
@@ -77,7 +82,7 @@ def test_executed_once_and_supersedes_other_live_approvals(world):
     executor = service.policy.workflow("approval-executor", "alice")
     with Session(world[0]) as s, s.begin():
         service.mark_executed(s, first.id, executor, {"revision": 1})
-        assert service.supersede(s, "m", keep=first.id, cause="test") == [second.id]
+        assert service.supersede(s, "m", keep=(first.id,), cause="test") == [second.id]
     assert service.get(first.id).status == ApprovalStatus.EXECUTED
     assert service.get(second.id).status == ApprovalStatus.SUPERSEDED
     with pytest.raises(Conflict), Session(world[0]) as s, s.begin():
@@ -120,7 +125,10 @@ def test_a_failed_transaction_leaves_no_decision_and_no_audit_row(world, monkeyp
     monkeypatch.setattr(world[1], "append", fail_on_allowed)
     with pytest.raises(RuntimeError):
         service.decide(
-            req.id, service.policy.human("alice"), approve=True, seen_evidence_hash=req.evidence_hash
+            req.id,
+            service.policy.human("alice"),
+            approve=True,
+            seen_evidence_hash=req.evidence_hash,
         )
     monkeypatch.undo()
     assert service.get(req.id).status == ApprovalStatus.PENDING

@@ -41,7 +41,9 @@ def test_promotion_stops_at_approval_then_deploys_and_serves_honest_predictions(
     out = _request(registered, "1")
     assert out["status"] == "pending_approval", out
     aid = out["approval_id"]
-    assert out["approve_command"].startswith(f"agent approvals approve {aid} --as alice --evidence-hash ")
+    assert out["approve_command"].startswith(
+        f"agent approvals approve {aid} --as alice --evidence-hash "
+    )
     # Nothing production-facing happened before the approval.
     assert rt.services.registry.alias_version(registered["name"], "champion") is None
     assert rt.services.deployments.count_revisions(registered["name"]) == 0
@@ -72,7 +74,13 @@ def test_promotion_stops_at_approval_then_deploys_and_serves_honest_predictions(
 
     # Replaying the finished thread deploys nothing more.
     again = rt.promotion.resume(aid, rt.services.policy.human("alice"))
-    assert again["status"] == "deployed"
+    assert again["status"] == "finished (deployed)"
+    assert again["current"] == {
+        "approval_status": "executed",
+        "live_versions": ["1"],
+        "revision": 1,
+        "champion": "1",
+    }
     assert rt.services.deployments.count_revisions(registered["name"]) == 1
 
 
@@ -235,7 +243,10 @@ def test_mlflow_loads_the_promoted_champion_in_a_separate_process(registered):
     rt = registered["rt"]
     out = _request(registered, "2")
     _approve(rt, out["approval_id"], who="bob")
-    assert rt.promotion.resume(out["approval_id"], rt.services.policy.human("alice"))["status"] == "deployed"
+    assert (
+        rt.promotion.resume(out["approval_id"], rt.services.policy.human("alice"))["status"]
+        == "deployed"
+    )
     code = (
         "import mlflow, json, sys; import pandas as pd;"
         f"m = mlflow.pyfunc.load_model('models:/{registered['name']}@champion');"

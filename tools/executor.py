@@ -115,7 +115,7 @@ def execute_promotion(services: Services, actor: Actor, approval_id: str) -> dic
                 "steps": rollout.steps,
             }
         approvals.mark_executed(s, req.id, actor, execution)
-        superseded = approvals.supersede(s, info.name, keep=req.id, cause=f"{req.id} executed")
+        superseded = approvals.supersede(s, info.name, keep=(req.id,), cause=f"{req.id} executed")
         services.audit.append(
             actor,
             "approvals.execute",
@@ -156,9 +156,8 @@ def _finish(services: Services, req: ApprovalRequest, *, already: bool) -> dict[
         wait_seconds=15.0,
     )
     strategy = _plan(req)["strategy"]
-    completed = strategy == "direct" or (
-        (ro := deployments.rollouts.for_approval(req.id)) is not None and ro.state == "completed"
-    )
+    rollout = deployments.rollouts.for_approval(req.id) if strategy != "direct" else None
+    completed = strategy == "direct" or (rollout is not None and rollout.state == "completed")
     if verdict.healthy and completed and req.version in current.live_versions:
         move_champion(services, req.model_name, req.version, cause=f"approval {req.id}")
         _mirror_approval(services, req, current.revision)
@@ -168,6 +167,7 @@ def _finish(services: Services, req: ApprovalRequest, *, already: bool) -> dict[
         "version": req.version,
         "revision": current.revision,
         "strategy": strategy,
+        "rollout_id": rollout.id if rollout is not None else None,
         "already_executed": already,
         "gateway_url": gw.get("url"),
         "serving": verdict.healthy,
@@ -243,9 +243,8 @@ def rollback_production(
         )
         if req is not None:
             approvals.mark_executed(s, req.id, actor, {"revision": rev.revision})
-        superseded = approvals.supersede(
-            s, name, keep=earlier[0].id, cause=f"rollback to v{version}"
-        )
+        kept = (earlier[0].id, req.id) if req is not None else (earlier[0].id,)
+        superseded = approvals.supersede(s, name, keep=kept, cause=f"rollback to v{version}")
         services.audit.append(
             actor,
             "deploy.rollback",

@@ -142,6 +142,7 @@ class RequestPromotionOutput(BaseModel):
     gates: list[dict[str, Any]] = []
     approve_command: str | None = None
     show_command: str | None = None
+    validate_command: str | None = None
     log: list[str] = []
 
 
@@ -319,6 +320,7 @@ class PromoteOutput(BaseModel):
     version: str
     revision: int
     strategy: str
+    rollout_id: int | None = None
     already_executed: bool
     gateway_url: str | None
     serving: bool
