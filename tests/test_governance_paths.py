@@ -287,3 +287,22 @@ def test_require_human_validation_end_to_end(registered, monkeypatch):
 def test_gates_and_approval_checks_raise_typed_errors():
     # Keep the error classes in the contract used above.
     assert issubclass(ApprovalRequired, Exception) and issubclass(GateFailed, Exception)
+
+
+def test_an_alias_moved_through_mlflow_changes_neither_traffic_nor_the_comparison(registered):
+    rt = registered["rt"]
+    name = registered["name"]
+    aid = _promote(registered, "2")["approval_id"]
+    assert _approve(rt, aid)["status"] == "deployed"
+    # Someone with MLflow access points the alias at the weaker v1 directly.
+    rt.services.registry.client.set_registered_model_alias(name, "champion", "1")
+    from tools.evaluation_tools import production_champion
+
+    assert production_champion(rt.services, name) == "2"
+    assert rt.services.deployments.current(name).live_versions == ["2"]
+    evidence = rt.dispatcher.call_or_raise(
+        rt.services.policy.human("dana"),
+        "collect_promotion_evidence",
+        {"name": name, "version": "1", "dataset": registered["holdout"]},
+    )["evidence"]
+    assert evidence["champion"]["version"] == "2"
