@@ -8,6 +8,8 @@ blue-green, shadow) live in ``core.serving.rollout`` and write revisions through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,6 +19,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstr
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.errors import Conflict, InvalidInput, NotFound
+from core.names import validate_name
 from core.serving import process
 from core.state import Base, ensure_tables, get_engine, utcnow
 
@@ -149,15 +152,17 @@ class DeploymentService:
         approval_id: str | None = None,
         reason: str = "",
         target: str = "local",
+        session: Session | None = None,
     ) -> Revision:
-        """Route all traffic to ``served`` (direct). Idempotent on ``approval_id``."""
+        """Route all traffic to ``served`` (direct). Idempotent on ``approval_id``. With
+        ``session``, the revision is written inside the caller's transaction."""
         if strategy != "direct":
             raise InvalidInput(
                 f"deploy() routes all traffic at once; {strategy!r} is a rollout strategy",
                 hint="Start canary, blue-green and shadow rollouts with start_rollout.",
             )
         check_target(target)
-        with Session(self.engine) as s, s.begin():
+        with self.transaction(session) as s:
             if approval_id is not None:
                 done = s.scalar(select(RevisionRow).where(RevisionRow.approval_id == approval_id))
                 if done is not None:
@@ -177,11 +182,12 @@ class DeploymentService:
         to_version: str | None = None,
         reason: str = "",
         target: str = "local",
+        session: Session | None = None,
     ) -> Revision:
         """Route all traffic to ``to_version`` (any version live in an earlier revision) or,
         without it, to the version that served before the current one. One new revision, so
         the gateway switches atomically; a blue-green deployment keeps its other slot loaded."""
-        with Session(self.engine) as s, s.begin():
+        with self.transaction(session) as s:
             dep = self.deployment_row(s, model_name, target, create=False)
             revs = [_revision(r) for r in self._revision_rows(s, dep)]
             current = revs[0]
@@ -218,6 +224,28 @@ class DeploymentService:
             strategy = "blue-green" if any(r.slot for r in routes) else "direct"
             row = self.append_revision(s, dep, strategy, "rollback", routes, actor, reason, None)
             return _revision(row)
+
+    @contextmanager
+    def transaction(self, session: Session | None = None) -> Iterator[Session]:
+        """The caller's session (its transaction commits the change), or a new one."""
+        if session is not None:
+            yield session
+            return
+        with Session(self.engine) as s, s.begin():
+            yield s
+
+    def rollback_choice(
+        self, model_name: str, *, to_version: str | None = None, target: str = "local"
+    ) -> str:
+        """The version ``rollback`` would route to, without changing anything."""
+        with Session(self.engine) as s:
+            s.begin()
+            try:
+                return self.rollback(
+                    model_name, actor="dry-run", to_version=to_version, target=target, session=s
+                ).live_versions[0]
+            finally:
+                s.rollback()
 
     def current(self, model_name: str, target: str = "local") -> Revision | None:
         with Session(self.engine) as s:
@@ -275,6 +303,8 @@ class DeploymentService:
             )
         )
         if dep is None and create:
+            # The name later becomes a gateway folder (core.serving.process): one rule for both.
+            validate_name("model", model_name)
             dep = DeploymentRow(model_name=model_name, target=check_target(target))
             s.add(dep)
             s.flush()

@@ -1,29 +1,46 @@
 """``ModelRegistry``: versions, aliases, lineage and honesty metadata on the MLflow registry.
 
 Everything is stored as MLflow model-version tags so MLflow's own UI and
-``mlflow.pyfunc.load_model("models:/name@alias")`` keep working on what we register.
+``mlflow.pyfunc.load_model("models:/name@alias")`` keep working on what we register; the
+manifest of a version's files lives next to them (``core.artifacts``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import logging
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel
 
-from core.errors import Conflict, InvalidInput, NotFound
+from core.artifacts import (
+    MANIFEST_FILE,
+    SKOPS_TRUSTED_TYPES,
+    artifact_digest,  # noqa: F401 - re-exported: the digest registration records
+    artifact_flavors,
+    check_safe_flavors,
+    check_skops_types,
+    local_path,
+    manifest_digest,
+    manifest_json,
+    manifest_of,
+    onnx_bytes,
+    read_model_files,
+    read_verified,
+    sklearn_from_bytes,
+    skops_bytes,
+)
+from core.errors import InvalidInput, NotFound
 from core.honesty import HONESTY_FIELDS, HonestyMetadata, missing_honesty_fields
+from core.names import split_reserved_tags, validate_name
 from core.tracking import DEFAULT_EXPERIMENT, configure_mlflow, ensure_experiment, git_commit
 
 ALIASES = ("champion", "challenger")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Pip requirements are given explicitly: inferring them costs 7-8 s per log_model call.
 _PIP_REQUIREMENTS = ["scikit-learn", "numpy", "pandas", "skops"]
-_SKOPS_TRUSTED = ["sklearn.tree._tree.Tree"]
+log = logging.getLogger(__name__)
 
 
 class ModelVersionInfo(BaseModel):
@@ -41,44 +58,52 @@ class ModelVersionInfo(BaseModel):
     missing_honesty: list[str]
     lineage: dict[str, str]
     created_at_ms: int
+    # Set by register_from_run only: reserved run tags that were not copied to the version.
+    dropped_tags: list[str] = []
 
     @property
     def ref(self) -> str:
         return f"{self.name}/{self.version}"
 
 
-def artifact_digest(path: str | Path) -> str:
-    """SHA-256 over a model directory: every file's relative path and bytes, in sorted order."""
-    root = Path(path)
-    if root.is_file():
-        return hashlib.sha256(root.read_bytes()).hexdigest()
-    if not root.is_dir():
-        raise NotFound(f"model artifact not found at {root}")
-    h = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = file.relative_to(root).as_posix()
-        h.update(rel.encode() + b"\0")
-        h.update(hashlib.sha256(file.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def local_path(uri: str) -> Path:
-    """The local directory of a ``file:`` artifact URI (remote stores are downloaded instead)."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path))
-    import mlflow
-
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-
-
 def validate_model_name(name: str) -> str:
-    if not _NAME_RE.match(name or ""):
-        raise InvalidInput(
-            f"invalid model name {name!r}",
-            hint="Use letters, digits, '.', '_' or '-' (at most 128 characters).",
-        )
-    return name
+    return validate_name("model", name)
+
+
+LINEAGE_TAGS = ("run_id", "dataset_digest", "dataset_name", "git_commit", "optimized_from")
+
+
+def version_info(
+    *,
+    name: str,
+    version: str,
+    aliases: list[str],
+    run_id: str | None,
+    source: str,
+    artifact_uri: str,
+    status: str,
+    description: str | None,
+    tags: dict[str, str],
+    created_at_ms: int,
+) -> ModelVersionInfo:
+    """A version's stored fields as ``ModelVersionInfo``: one place for the MLflow client
+    (``ModelRegistry.get``) and the SQLite view (``core.registry_view``)."""
+    return ModelVersionInfo(
+        name=name,
+        version=version,
+        aliases=aliases,
+        run_id=run_id,
+        source=source,
+        artifact_uri=artifact_uri,
+        artifact_sha256=tags.get("artifact_sha256"),
+        status=status,
+        description=description,
+        tags=tags,
+        honesty={k: tags[k] for k in HONESTY_FIELDS if k in tags},
+        missing_honesty=missing_honesty_fields(tags),
+        lineage={k: tags[k] for k in LINEAGE_TAGS if k in tags},
+        created_at_ms=created_at_ms,
+    )
 
 
 class ModelRegistry:
@@ -124,6 +149,8 @@ class ModelRegistry:
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
+        for frame_name in [dataset_name, *(eval_datasets or {})]:
+            validate_name("dataset", frame_name)  # each becomes datasets/NAME.parquet
         exp_id = ensure_experiment(self.client, experiment, self.artifact_root)
         tags = dict(extra_tags or {})
         if honesty is not None:
@@ -159,7 +186,8 @@ class ModelRegistry:
                 model,
                 name="model",
                 pip_requirements=_PIP_REQUIREMENTS,
-                skops_trusted_types=_SKOPS_TRUSTED,
+                serialization_format="skops",
+                skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
                 signature=signature,
             )
         return run.info.run_id
@@ -220,10 +248,12 @@ class ModelRegistry:
     def register_from_run(
         self, name: str, run_id: str, *, honesty: HonestyMetadata | None, description: str = ""
     ) -> ModelVersionInfo:
-        """Register the model a run logged (with its digest and lineage) as a new version."""
+        """Register the model a run logged as a new version: only skops or ONNX models; the
+        manifest of its files and their digest are recorded; reserved run tags are dropped
+        (listed in the result's ``dropped_tags``)."""
         from mlflow.exceptions import MlflowException
 
-        validate_model_name(name)
+        validate_name("model", name)
         try:
             run = self.client.get_run(run_id)
         except MlflowException as exc:
@@ -237,10 +267,22 @@ class ModelRegistry:
                 f"run {run_id} logged no model", hint="Log one with mlflow.<flavor>.log_model."
             )
         model = logged[0]
-        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+        digest = self._record_manifest(model, ref=f"run {run_id}'s model")
+        tags, dropped = split_reserved_tags(
+            {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+        )
+        if honesty is not None:  # the run's honesty tags are superseded, not lost
+            dropped = [k for k in dropped if k not in HONESTY_FIELDS]
+        if dropped:
+            log.warning(
+                "registering %s from run %s: dropped reserved run tags %s",
+                name,
+                run_id,
+                ", ".join(dropped),
+            )
         if honesty is not None:
             tags.update(honesty.as_tags())
-        tags["artifact_sha256"] = artifact_digest(local_path(model.artifact_location))
+        tags["artifact_sha256"] = digest
         tags["run_id"] = run_id
         # The client call, unlike mlflow.register_model, prints nothing to the terminal.
         try:
@@ -256,12 +298,27 @@ class ModelRegistry:
             description=description or None,
             model_id=model.model_id,
         )
-        return self.get(name, mv.version)
+        return self.get(name, mv.version).model_copy(update={"dropped_tags": dropped})
+
+    def _record_manifest(self, model: Any, *, ref: str) -> str:
+        """Refuse a pickle-format model; write the manifest of its files next to them
+        (``MANIFEST_FILE``) and return the digest over that manifest."""
+        files = read_model_files(local_path(model.artifact_location), ref=ref)
+        flavors = artifact_flavors(files)
+        if check_safe_flavors(flavors, ref=ref) == "sklearn":
+            check_skops_types(skops_bytes(files, ref=ref), ref=ref)
+        else:
+            onnx_bytes(files, ref=ref)
+        manifest = manifest_of(files)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / MANIFEST_FILE
+            path.write_bytes(manifest_json(manifest))
+            self.client.log_model_artifact(model.model_id, str(path))
+        return manifest_digest(manifest)
 
     def logged_dataset_path(self, name: str, version: str, dataset_name: str) -> Path:
         """A dataset logged with the version's training run (``datasets/<name>.parquet``)."""
-        if not _NAME_RE.match(dataset_name):
-            raise InvalidInput(f"invalid dataset name {dataset_name!r}")
+        validate_name("dataset", dataset_name)
         info = self.get(name, version)
         if not info.run_id:
             raise NotFound(f"{info.ref} has no training run, so no logged datasets")
@@ -313,7 +370,7 @@ class ModelRegistry:
         """A version by number, or by alias when ``version`` is ``champion``/``challenger``."""
         from mlflow.exceptions import MlflowException
 
-        validate_model_name(name)
+        validate_name("model", name)
         self._require_model(name)
         version = str(version)
         try:
@@ -338,30 +395,16 @@ class ModelRegistry:
         if mv.source.startswith("models:/m-"):
             logged = self.client.get_logged_model(mv.source.removeprefix("models:/"))
             logged_uri = logged.artifact_location
-        return ModelVersionInfo(
+        return version_info(
             name=name,
             version=str(mv.version),
             aliases=aliases,
             run_id=mv.run_id,
             source=mv.source,
             artifact_uri=logged_uri,
-            artifact_sha256=tags.get("artifact_sha256"),
             status=mv.status,
             description=mv.description,
             tags=tags,
-            honesty={k: tags[k] for k in HONESTY_FIELDS if k in tags},
-            missing_honesty=missing_honesty_fields(tags),
-            lineage={
-                k: tags[k]
-                for k in (
-                    "run_id",
-                    "dataset_digest",
-                    "dataset_name",
-                    "git_commit",
-                    "optimized_from",
-                )
-                if k in tags
-            },
             created_at_ms=int(mv.creation_timestamp or 0),
         )
 
@@ -373,25 +416,41 @@ class ModelRegistry:
         return str(v) if v is not None else None
 
     def verified_local_path(self, info: ModelVersionInfo) -> Path:
-        """The model directory, after checking its SHA-256 against the registered value."""
+        """The model directory, after checking it against the registered manifest. For
+        handing to external tools (``mlflow models serve``) only: they read the files again,
+        so in-process loading goes through ``verified_files`` / ``load`` instead."""
         return verify_artifact(info.artifact_uri, info.artifact_sha256, ref=info.ref)
 
-    def load(self, name: str, version: str | int) -> Any:
-        """The pyfunc model, loaded only after its artifact digest checks out."""
-        import mlflow.pyfunc
+    def verified_files(self, info: ModelVersionInfo) -> dict[str, bytes]:
+        """The version's model files, each read once and checked against the manifest."""
+        return read_verified(info.artifact_uri, info.artifact_sha256, ref=info.ref)
 
+    def load(self, name: str, version: str | int) -> Any:
+        """The model, deserialized from its verified bytes: a scikit-learn estimator (skops)
+        or, for an ONNX version, a ``core.optimizer.predictor.OnnxPredictor``."""
         info = self.get(name, version)
-        return mlflow.pyfunc.load_model(str(self.verified_local_path(info)))
+        files = self.verified_files(info)
+        if check_safe_flavors(artifact_flavors(files), ref=info.ref) == "sklearn":
+            return sklearn_from_bytes(files, ref=info.ref)
+        from core.optimizer.predictor import OnnxPredictor
+
+        return OnnxPredictor(onnx_bytes(files, ref=info.ref))
 
     def load_sklearn(self, name: str, version: str | int) -> Any:
-        import mlflow.sklearn
-
+        """The scikit-learn estimator of a version, built by skops from its verified bytes."""
         info = self.get(name, version)
-        return mlflow.sklearn.load_model(str(self.verified_local_path(info)))
+        files = self.verified_files(info)
+        if check_safe_flavors(artifact_flavors(files), ref=info.ref) != "sklearn":
+            raise InvalidInput(
+                f"{info.ref} is not a scikit-learn model",
+                hint=f"See `agent models show {name}` for its versions and their runtimes.",
+            )
+        return sklearn_from_bytes(files, ref=info.ref)
 
     def _require_model(self, name: str) -> None:
         from mlflow.exceptions import MlflowException
 
+        validate_name("model", name)  # before it reaches a filter string or a path
         try:
             self.client.get_registered_model(name)
         except MlflowException as exc:
@@ -403,10 +462,9 @@ class ModelRegistry:
 
 def _log_frame(frame: Any, name: str) -> None:
     """Keep the rows themselves (MLflow's dataset input records only schema and digest)."""
-    import tempfile
-
     import mlflow
 
+    validate_name("dataset", name)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.parquet"
         frame.to_parquet(path, index=False)
@@ -414,17 +472,6 @@ def _log_frame(frame: Any, name: str) -> None:
 
 
 def verify_artifact(artifact_uri: str, expected_sha256: str | None, *, ref: str) -> Path:
-    """Refuse to hand out a model directory whose digest differs from the registered one."""
-    if not expected_sha256:
-        raise Conflict(
-            f"{ref} has no recorded artifact SHA-256; refusing to load it",
-            hint="Register models through ModelRegistry so their digest is recorded.",
-        )
-    path = local_path(artifact_uri)
-    actual = artifact_digest(path)
-    if actual != expected_sha256:
-        raise Conflict(
-            f"artifact of {ref} changed since registration (sha256 {actual[:12]}… != {expected_sha256[:12]}…)",
-            hint="The artifact store was modified; re-register the model from its training run.",
-        )
-    return path
+    """Refuse to hand out a model directory that does not match its registered manifest."""
+    read_verified(artifact_uri, expected_sha256, ref=ref)
+    return local_path(artifact_uri)

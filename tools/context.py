@@ -14,6 +14,7 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from core.deployment import DeploymentService
     from core.registry import ModelRegistry
+    from core.registry_view import RegistryView
     from policies.approvals import ApprovalService
     from policies.audit import AuditLog
     from policies.pinned import PinnedPolicy
@@ -43,6 +44,15 @@ class Services:
         return ModelRegistry(
             self.settings.resolved_tracking_uri, self.settings.resolved_artifact_root
         )
+
+    @cached_property
+    def registry_reader(self) -> ModelRegistry | RegistryView:
+        """For read-only lookups (list, show): a read-only view of MLflow's SQLite tables when
+        it can serve this store (no mlflow import, ~2.5 s less per CLI call), else the MLflow
+        registry. Writes always go through ``registry``."""
+        from core.registry_view import open_registry_view
+
+        return open_registry_view(self.settings.resolved_tracking_uri) or self.registry
 
     @cached_property
     def deployments(self) -> DeploymentService:

@@ -1,5 +1,5 @@
 """Evaluation tools: measure a registered version on a dataset (full report, fairness,
-champion comparison), show stored evaluations, and record QA validation verdicts."""
+champion comparison) and show stored evaluations. QA verdicts: tools.validation_tools."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import json
 import re
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from core.errors import InvalidInput, NotFound
+from core.names import NAME_PATTERN, ModelName
 from policies.gates import comparison_params, thresholds_for
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
@@ -22,7 +22,7 @@ from tools.registry_tools import VERSION_PATTERN
 
 EVAL_EXPERIMENT = "modelops-evaluations"
 MODEL_ID = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})(?:@(?P<alias>champion|challenger)|/(?P<version>[0-9]{1,9}))$"
+    rf"(?P<name>{NAME_PATTERN})(?:@(?P<alias>champion|challenger)|/(?P<version>[0-9]{{1,9}}))"
 )
 LOGGED = "logged:"
 # What a one-line verdict shows; the full set stays in the evaluation report.
@@ -31,7 +31,7 @@ HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1", "auc_roc")
 
 def parse_model_id(model_id: str) -> tuple[str, str]:
     """``name@alias`` or ``name/version`` -> (name, version-or-alias)."""
-    m = MODEL_ID.match(model_id)
+    m = MODEL_ID.fullmatch(model_id)
     if not m:
         raise InvalidInput(
             f"invalid model_id {model_id!r}",
@@ -102,44 +102,32 @@ class Scorer:
 
 
 def load_scorer(services: Services, name: str, version: str) -> Scorer:
-    """scikit-learn versions through the registry; ONNX versions (from optimize_model) through
-    the gateway's digest-checked loader, with the feature order of the version they came from."""
+    """A version's model, deserialized from its digest-checked bytes (read once): skops for
+    scikit-learn versions; ONNX Runtime for ONNX versions (from optimize_model), with the
+    feature order of the version they came from."""
+    from core.artifacts import artifact_runtime
+
     reg = services.registry
     info = reg.get(name, version)
-    if _is_onnx(info.artifact_uri):
-        from core.deployment import ServedVersion
-        from core.serving.loader import load_version
+    files = reg.verified_files(info)
+    if artifact_runtime(files) == "onnxruntime":
+        from core.artifacts import onnx_bytes
+        from core.optimizer.predictor import OnnxPredictor
 
-        loaded = load_version(
-            ServedVersion(
-                version=info.version,
-                weight=0,
-                artifact_uri=info.artifact_uri,
-                artifact_sha256=info.artifact_sha256 or "",
-            )
-        )
+        predictor = OnnxPredictor(onnx_bytes(files, ref=info.ref))
         source = info.tags.get("optimized_from")
         features = None
         if source:
             src = reg.load_sklearn(info.name, source)
             features = list(getattr(src, "feature_names_in_", [])) or None
-        return Scorer(features, lambda X: loaded.predict(X.to_numpy(dtype=loaded.dtype)))
-    model = reg.load_sklearn(info.name, info.version)
+        return Scorer(features, lambda X: predictor.predict(X.to_numpy(dtype="float32")))
+    from core.artifacts import sklearn_from_bytes
+
+    model = sklearn_from_bytes(files, ref=info.ref)
     has_proba = hasattr(model, "predict_proba")
     return Scorer(
         list(getattr(model, "feature_names_in_", [])) or None,
         lambda X: (model.predict(X), model.predict_proba(X) if has_proba else None),
-    )
-
-
-def _is_onnx(artifact_uri: str) -> bool:
-    import yaml
-
-    from core.registry import local_path
-
-    mlmodel = local_path(artifact_uri) / "MLmodel"
-    return mlmodel.is_file() and "onnx" in (
-        (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors") or {}
     )
 
 
@@ -157,6 +145,18 @@ class EvaluationRun(BaseModel):
     best_thresholds: dict[str, Any] = {}
     evaluation_id: str | None = None
     report_files: list[str] = []
+
+
+def production_champion(services: Services, name: str) -> str | None:
+    """The version production serves (most traffic), from the routing record. The MLflow
+    ``champion`` alias only mirrors it: an alias moved around the executor (MLflow's client,
+    its UI) does not change what a candidate is compared with."""
+    from core.deployment import PRODUCTION_TARGETS
+
+    current = services.deployments.current(name, PRODUCTION_TARGETS[0])
+    if current is not None and current.primary is not None:
+        return current.primary.version
+    return None
 
 
 def evaluate_version(
@@ -185,7 +185,7 @@ def evaluate_version(
                 hint=f"Columns: {', '.join(map(str, frame.columns[:30]))}.",
             )
     y_pred, y_score = load_scorer(services, info.name, info.version).predict(frame, target)
-    champion, champ_v = None, reg.alias_version(info.name, "champion") if compare else None
+    champion, champ_v = None, production_champion(services, info.name) if compare else None
     if champ_v and champ_v != info.version:
         champion = Predictions(*load_scorer(services, info.name, champ_v).predict(frame, target))
     limits = thresholds_for(services.thresholds, info.name)
@@ -276,7 +276,7 @@ class EvaluateModelInput(ToolInput):
     model_id: str | None = Field(
         default=None, description="NAME@champion, NAME@challenger or NAME/VERSION."
     )
-    name: str | None = Field(default=None, min_length=1, max_length=128)
+    name: ModelName | None = None
     version: str | None = Field(default=None, pattern=VERSION_PATTERN)
     evaluation_dataset: str = Field(
         min_length=1,
@@ -352,71 +352,4 @@ def get_evaluation(call: CallContext, args: GetEvaluationInput) -> GetEvaluation
         report=json.loads((base / "evaluation.json").read_text()),
         markdown=(base / "evaluation.md").read_text(),
         artifacts=sorted(str(base / p.name) for p in base.iterdir()),
-    )
-
-
-class RecordValidationInput(ToolInput):
-    name: str = Field(min_length=1, max_length=128)
-    version: str = Field(pattern=r"^[0-9]{1,9}$")
-    dataset: str = Field(min_length=1, max_length=1024)
-    target: str = Field(default="target", min_length=1, max_length=256)
-    notes: str = Field(default="", max_length=2000)
-
-
-class RecordValidationOutput(BaseModel):
-    name: str
-    version: str
-    verdict: str  # PASSED | FAILED
-    reasons: list[str]
-    metrics: dict[str, float]
-    validated_by: str
-    evaluation_id: str | None
-
-
-@tool(permission="validation:record", side_effect="write")
-def record_validation(call: CallContext, args: RecordValidationInput) -> RecordValidationOutput:
-    """Re-run the evaluation independently, verify the artifact digest and record a PASSED/FAILED verdict."""
-    services = call.services
-    ev = evaluate_version(services, args.name, args.version, args.dataset, args.target)
-    info = services.registry.get(args.name, args.version)
-    status = info.honesty.get("implementation_status", "")
-    limits = thresholds_for(services.thresholds, args.name)["minimums"].get(status, {})
-    reasons = []
-    for metric, floor in limits.items():
-        value = ev.metrics.get(metric)
-        if value is None:
-            reasons.append(f"{metric} unavailable: {ev.unavailable.get(metric, 'not measured')}")
-        elif value < floor:
-            reasons.append(f"{metric} {value:.4f} below minimum {floor}")
-    if not limits:
-        reasons.append(f"no validation minimums for implementation_status {status or '(missing)'}")
-    if ev.comparison and ev.comparison["verdict"] == "worse":
-        reasons.append(f"worse than champion v{ev.champion_version}: {ev.comparison['reason']}")
-    verdict = "FAILED" if reasons else "PASSED"
-    who = (
-        call.actor.name
-        if call.actor.on_behalf_of is None
-        else f"{call.actor.name} for {call.actor.on_behalf_of}"
-    )
-    services.registry.set_tags(
-        args.name,
-        args.version,
-        {
-            "validation_status": verdict,
-            "validated_by": who,
-            "validated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "validation_dataset_sha256": ev.dataset["sha256"],
-            "validation_evaluation_id": ev.evaluation_id or "",
-            "validation_summary": "; ".join(reasons)
-            or ", ".join(f"{k} {ev.metrics[k]:.4f}" for k in HEADLINE_METRICS if k in ev.metrics),
-        },
-    )
-    return RecordValidationOutput(
-        name=args.name,
-        version=info.version,
-        verdict=verdict,
-        reasons=reasons,
-        metrics=ev.metrics,
-        validated_by=who,
-        evaluation_id=ev.evaluation_id,
     )

@@ -13,11 +13,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.honesty import HONESTY_FIELDS, HonestyMetadata
+from core.names import NAME_PATTERN, ModelName
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.registry_tools import VERSION_PATTERN
 
-MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}[@/]([0-9]{1,9}|champion|challenger)$"
+MODEL_ID = rf"^{NAME_PATTERN}[@/]([0-9]{{1,9}}|champion|challenger)$"
 _TAG_LIMIT = 5000  # MLflow tag values are capped at 8000 characters
 
 
@@ -27,7 +28,7 @@ class OptimizeModelInput(ToolInput):
         pattern=MODEL_ID,
         description='"name@alias" (champion/challenger) or "name/version"; or give name + version.',
     )
-    name: str | None = Field(default=None, min_length=1, max_length=128)
+    name: ModelName | None = None
     version: str | None = Field(default=None, pattern=VERSION_PATTERN)
     target: Literal["latency", "size", "throughput"] = "latency"
     dataset: str | None = Field(

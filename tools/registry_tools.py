@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.honesty import HonestyMetadata
+from core.names import ModelName
 from tools.base import ToolInput, tool
 from tools.context import CallContext
 
@@ -24,11 +25,11 @@ class ListModelsOutput(BaseModel):
 @tool(permission="registry:read", side_effect="read")
 def list_models(call: CallContext, args: ListModelsInput) -> ListModelsOutput:
     """List registered models with their latest version and aliases."""
-    return ListModelsOutput(models=call.services.registry.list_models())
+    return ListModelsOutput(models=call.services.registry_reader.list_models())
 
 
 class GetModelInput(ToolInput):
-    name: str = Field(min_length=1, max_length=128)
+    name: ModelName
     version: str | None = Field(
         default=None,
         pattern=VERSION_PATTERN,
@@ -44,13 +45,13 @@ class GetModelOutput(BaseModel):
 @tool(permission="registry:read", side_effect="read")
 def get_model(call: CallContext, args: GetModelInput) -> GetModelOutput:
     """Show a model's versions (or one version) with honesty metadata, lineage and aliases."""
-    reg = call.services.registry
+    reg = call.services.registry_reader
     versions = [reg.get(args.name, args.version)] if args.version else reg.list_versions(args.name)
     return GetModelOutput(name=args.name, versions=[v.model_dump() for v in versions])
 
 
 class RegisterModelInput(ToolInput):
-    name: str = Field(min_length=1, max_length=128)
+    name: ModelName
     run_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="MLflow run that logged the model.")
     honesty: HonestyMetadata
     description: str = Field(default="", max_length=2000)
@@ -61,6 +62,9 @@ class RegisterModelOutput(BaseModel):
     version: str
     artifact_sha256: str | None
     lineage: dict[str, str]
+    dropped_tags: list[str] = Field(
+        default=[], description="Reserved run tags (verdicts, approvals, digests) not copied."
+    )
 
 
 @tool(permission="registry:write", side_effect="write")
@@ -74,11 +78,12 @@ def register_model(call: CallContext, args: RegisterModelInput) -> RegisterModel
         version=info.version,
         artifact_sha256=info.artifact_sha256,
         lineage=info.lineage,
+        dropped_tags=info.dropped_tags,
     )
 
 
 class SetChallengerInput(ToolInput):
-    name: str = Field(min_length=1, max_length=128)
+    name: ModelName
     version: str = Field(pattern=r"^[0-9]{1,9}$")
 
 

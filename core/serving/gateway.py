@@ -166,7 +166,10 @@ class Gateway:
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         self.metrics_registry.register(
             GatewayCollector(
-                lambda: list(self._labelled.values()), self.errors, self._extra_counters
+                lambda: list(self._labelled.values()),
+                self.errors,
+                self._extra_counters,
+                model_name=model_name,
             )
         )
 
@@ -401,6 +404,11 @@ def main(argv: list[str] | None = None) -> None:
         help="Serve the routes in this JSON file instead of the state DB's revisions.",
     )
     args = p.parse_args(argv)
+    from core.names import is_valid_name
+
+    for flag, value in (("--model", args.model), ("--target", args.target)):
+        if not is_valid_name(value):
+            p.error(f"{flag} {value!r}: letters, digits, '.', '_' or '-' (at most 128)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # A feature beyond float32's range becomes inf on conversion, which parse_features then
     # rejects with a message; numpy's own overflow warning would only add noise per request.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import yaml
 
 from core.deployment import Revision
+from core.errors import Conflict
+from core.names import validate_name
 from core.serving.loader import artifact_runtime, read_verified
 
 PORT = 8080
@@ -45,7 +46,10 @@ _BASE_REQUIREMENTS = (
     "httpx",
     "psycopg[binary]",
 )
-_SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "pandas", "mlflow-skinny")
+# The gateway builds scikit-learn models with skops from the verified bytes: no MLflow needed.
+_SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "pandas")
+# Written last into a bundle: the files it lists are ours to overwrite or remove next time.
+BUNDLE_MARKER = ".modelops-bundle.json"
 
 
 @dataclass
@@ -79,6 +83,7 @@ def render_kubernetes(
     needs_sklearn: bool | None = None,
 ) -> RenderedManifests:
     """Manifests for ``revision``'s routes. ``needs_sklearn`` None: detect from the artifacts."""
+    validate_name("model", model_name)
     app = _dns_name(model_name)
     image = image or f"modelops/{app}-gateway:r{revision.revision}"
     routes = [r for r in revision.routes]
@@ -137,29 +142,61 @@ def render_kubernetes(
 
 def write_bundle(rendered: RenderedManifests, out_dir: Path) -> list[Path]:
     """Write the files, the ``core`` package and each routed artifact (digest-checked) to
-    ``out_dir``, which is then a complete ``docker build`` context."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for rel, text in rendered.files.items():
-        path = out_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    app = out_dir / "app" / "core"
-    if app.exists():
-        shutil.rmtree(app)
-    shutil.copytree(_CORE, app, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    ``out_dir``, which is then a complete ``docker build`` context.
+
+    Only files this function wrote before (listed in ``BUNDLE_MARKER``) are overwritten or
+    removed; any other existing file in the way, or a symlink, is refused. Choosing the folder
+    (inside the working directory or MODELOPS_HOME) is ``Services.resolve_output_dir``'s job.
+    """
+    plan: dict[str, bytes] = {rel: text.encode() for rel, text in rendered.files.items()}
+    for path in sorted(_CORE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            plan[f"app/core/{path.relative_to(_CORE).as_posix()}"] = path.read_bytes()
     for version, art in rendered.artifacts.items():
         files = read_verified(art["uri"], art["sha256"], ref=f"v{version}")
-        dest = out_dir / art["dest"]
-        if dest.exists():
-            shutil.rmtree(dest)
         for rel, data in files.items():
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        written.append(dest)
-    return written
+            plan[f"{art['dest']}/{rel}"] = data
+    out_dir.mkdir(parents=True, exist_ok=True)
+    root = out_dir.resolve()
+    ours = _previous_bundle(root)
+    targets = {rel: _bundle_path(root, rel, ours) for rel in plan}
+    for rel in sorted(ours - set(plan)):  # left over from the bundle we wrote last time
+        stale = root / rel
+        if stale.is_file() and not stale.is_symlink():
+            stale.unlink()
+    for rel, data in plan.items():
+        targets[rel].parent.mkdir(parents=True, exist_ok=True)
+        targets[rel].write_bytes(data)
+    (root / BUNDLE_MARKER).write_text(json.dumps({"files": sorted(plan)}, indent=1))
+    dests = {root / art["dest"] for art in rendered.artifacts.values()}
+    return [targets[rel] for rel in rendered.files] + sorted(dests)
+
+
+def _previous_bundle(root: Path) -> set[str]:
+    marker = root / BUNDLE_MARKER
+    if marker.is_symlink() or not marker.is_file():
+        return set()
+    try:
+        files = json.loads(marker.read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        return set()
+    return {f for f in files if isinstance(f, str)}
+
+
+def _bundle_path(root: Path, rel: str, ours: set[str]) -> Path:
+    """Where ``rel`` goes: inside ``root`` (no symlink on the way), and either new or ours."""
+    path = root / rel
+    if path.is_symlink() or not path.resolve().is_relative_to(root):
+        raise Conflict(
+            f"{rel} in {root} is a symlink or leads outside the folder; refusing to write it",
+            hint="Render into a new folder: `agent deploy render NAME --out NEW_DIR`.",
+        )
+    if path.exists() and rel not in ours:
+        raise Conflict(
+            f"{path} exists and was not written by `agent deploy render`; refusing to overwrite it",
+            hint="Render into a new folder: `agent deploy render NAME --out NEW_DIR`.",
+        )
+    return path
 
 
 def _is_sklearn(uri: str, sha256: str, version: str) -> bool:

@@ -1,5 +1,6 @@
-"""Load one served version for the gateway: SHA-256 check first, then ONNX Runtime when the
-artifact is an ONNX model, else the scikit-learn model.
+"""Load one served version for the gateway: its files are read once and checked against the
+registered manifest (``core.artifacts``), then deserialized from those same bytes: ONNX Runtime
+for an ONNX model, skops for a scikit-learn one (never pickle).
 
 Everything a request needs (predict function, input dtype, response prefix bytes, honesty
 flag, counters) is prepared here once, so the request path does no lookups.
@@ -7,20 +8,22 @@ flag, counters) is prepared here once, so the request path does no lookups.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 
+from core.artifacts import (  # noqa: F401 - read_verified and artifact_flavors re-exported
+    artifact_flavors,
+    artifact_runtime,
+    onnx_bytes,
+    read_verified,
+    sklearn_from_bytes,
+)
 from core.deployment import ServedVersion
-from core.errors import Conflict, InvalidInput
+from core.errors import InvalidInput
 from core.honesty import ImplementationStatus
-from core.registry import local_path
 
 PredictFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 # Model calls at or under this cost run on the event loop; slower ones go to a thread.
@@ -65,74 +68,19 @@ class LoadedVersion:
         )
 
 
-def read_verified(artifact_uri: str, expected_sha256: str | None, *, ref: str) -> dict[str, bytes]:
-    """Every file of a model directory, read once, after its digest matched the registered one.
-
-    The digest is ``core.registry.artifact_digest``'s (relative path + SHA-256 of each file,
-    in sorted order), computed over the very bytes that are then loaded, so a file swapped
-    between the check and the load cannot slip through.
-    """
-    if not expected_sha256:
-        raise Conflict(
-            f"{ref} has no recorded artifact SHA-256; refusing to load it",
-            hint="Register models through ModelRegistry so their digest is recorded.",
-        )
-    root = local_path(artifact_uri)
-    if root.is_file():
-        files = {root.name: root.read_bytes()}
-        actual = hashlib.sha256(files[root.name]).hexdigest()
-    else:
-        if not root.is_dir():
-            raise Conflict(f"artifact of {ref} is missing at {root}")
-        h = hashlib.sha256()
-        files = {}
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            rel = path.relative_to(root).as_posix()
-            data = path.read_bytes()
-            files[rel] = data
-            h.update(rel.encode() + b"\0")
-            h.update(hashlib.sha256(data).digest())
-        actual = h.hexdigest()
-    if actual != expected_sha256:
-        raise Conflict(
-            f"artifact of {ref} changed since registration "
-            f"(sha256 {actual[:12]}… != {expected_sha256[:12]}…); refusing to load it",
-            hint="The artifact store was modified; re-register the model from its training run.",
-        )
-    return files
-
-
-def artifact_flavors(files: dict[str, bytes]) -> dict[str, Any]:
-    mlmodel = files.get("MLmodel")
-    if mlmodel is None:
-        return {}
-    return (yaml.safe_load(mlmodel) or {}).get("flavors") or {}
-
-
-def artifact_runtime(files: dict[str, bytes]) -> str | None:
-    """``onnxruntime`` for an ONNX model, ``sklearn`` for a scikit-learn one, else None."""
-    flavors = artifact_flavors(files)
-    if "onnx" in flavors or (not flavors and any(n.endswith(".onnx") for n in files)):
-        return "onnxruntime"
-    return "sklearn" if "sklearn" in flavors else None
-
-
 def load_version(served: ServedVersion, *, intra_op_threads: int = 1) -> LoadedVersion:
     """Verify and load one version; ONNX Runtime when the artifact has an ONNX graph."""
     ref = f"v{served.version}"
     files = read_verified(served.artifact_uri, served.artifact_sha256, ref=ref)
-    flavors = artifact_flavors(files)
     stats = VersionStats()
     runtime = artifact_runtime(files)
     if runtime == "onnxruntime":
-        name = (flavors.get("onnx") or {}).get("data") or next(
-            n for n in sorted(files) if n.endswith(".onnx")
-        )
-        return _load_onnx(served, files[name], stats, intra_op_threads)
+        return _load_onnx(served, onnx_bytes(files, ref=ref), stats, intra_op_threads)
     if runtime == "sklearn":
-        return _load_sklearn(served, local_path(served.artifact_uri), stats)
+        return _load_sklearn(served, files, stats)
     raise InvalidInput(
-        f"{ref} has neither an ONNX nor a scikit-learn flavor (flavors: {sorted(flavors)})",
+        f"{ref} has neither an ONNX nor a scikit-learn flavor "
+        f"(flavors: {sorted(artifact_flavors(files))})",
         hint="The gateway serves models registered by ModelRegistry or the optimize_model tool.",
     )
 
@@ -153,10 +101,11 @@ def _load_onnx(
     )
 
 
-def _load_sklearn(served: ServedVersion, path: Path, stats: VersionStats) -> LoadedVersion:
-    import mlflow.sklearn  # load time only, never per request
-
-    model = mlflow.sklearn.load_model(str(path))
+def _load_sklearn(
+    served: ServedVersion, files: Mapping[str, bytes], stats: VersionStats
+) -> LoadedVersion:
+    # skops builds the estimator from the verified bytes (load time only, never per request).
+    model = sklearn_from_bytes(files, ref=f"v{served.version}")
     # Models fitted on a DataFrame warn on every numpy call; the gateway checks the feature
     # count itself, so that warning carries no information here.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")

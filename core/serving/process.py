@@ -1,13 +1,17 @@
 """Start, find and stop the detached gateway process of one model deployment.
 
-Each gateway records its pid, port and URL in ``MODELOPS_HOME/gateways/NAME/gateway.json``
-(``NAME@TARGET`` for targets other than ``local``), so any later CLI call can find it.
+Each gateway records its pid, process start time, port and URL in
+``MODELOPS_HOME/gateways/NAME/gateway.json`` (``NAME@TARGET`` for targets other than
+``local``), so any later CLI call can find it. A pid is signalled only while it still is that
+gateway (command line and start time match, checked with psutil): a stale record whose pid now
+belongs to another process is cleaned up without killing anything.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -18,14 +22,25 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ExternalServiceError
+from core.names import validate_name
 
 GATEWAY_FILE = "gateway.json"
+GATEWAY_MODULE = "core.serving.gateway"
 _ROOT = Path(__file__).resolve().parents[2]
+# psutil's create_time is derived from boot time + start ticks: equal for one process, but
+# allow for float rounding between reads.
+_CREATE_TIME_TOLERANCE = 0.5
+log = logging.getLogger(__name__)
 
 
-def gateway_dir(home: Path, model_name: str, target: str) -> Path:
+def gateway_dir(home: Path, model_name: str, target: str, *, create: bool = False) -> Path:
+    """``home/gateways/NAME`` (``NAME@TARGET`` off ``local``), after both names are checked;
+    created only when ``create`` (looking a gateway up never makes folders)."""
+    validate_name("model", model_name)
+    validate_name("target", target)
     d = home / "gateways" / (model_name if target == "local" else f"{model_name}@{target}")
-    d.mkdir(parents=True, exist_ok=True)
+    if create:
+        d.mkdir(parents=True, exist_ok=True)
     return d
 
 
@@ -49,7 +64,7 @@ def read_gateway(home: Path, model_name: str, target: str) -> dict[str, Any]:
     if not meta_file.exists():
         return {"running": False}
     meta = json.loads(meta_file.read_text())
-    meta["running"] = pid_alive(meta.get("pid"))
+    meta["running"] = is_our_gateway(meta, model_name, target)
     return meta
 
 
@@ -67,7 +82,7 @@ def start_gateway(
     """Start the gateway detached (own session, log file) and wait until /health answers."""
     if port == 0:
         port = free_port(host)
-    gdir = gateway_dir(home, model_name, target)
+    gdir = gateway_dir(home, model_name, target, create=True)
     log_path = gdir / "gateway.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     env = {**os.environ, "MODELOPS_STATE_DB_URL": state_db_url, "MODELOPS_HOME": str(home)}
@@ -75,7 +90,7 @@ def start_gateway(
         [
             sys.executable,
             "-m",
-            "core.serving.gateway",
+            GATEWAY_MODULE,
             "--model",
             model_name,
             "--target",
@@ -98,6 +113,7 @@ def start_gateway(
     url = f"http://{host}:{port}"
     meta = {
         "pid": proc.pid,
+        "create_time": _create_time(proc.pid),
         "host": host,
         "port": port,
         "url": url,
@@ -117,6 +133,8 @@ def state_db_fingerprint(url: str) -> str:
 
 
 def stop_gateway(home: Path, model_name: str, target: str) -> bool:
+    """SIGTERM (then SIGKILL) the gateway if its recorded pid still is that gateway; remove
+    the record either way. True when a process was stopped."""
     info = read_gateway(home, model_name, target)
     pid = info.get("pid")
     stopped = False
@@ -128,12 +146,63 @@ def stop_gateway(home: Path, model_name: str, target: str) -> bool:
                 break
             time.sleep(0.05)
         else:
-            os.kill(pid, signal.SIGKILL)
+            if is_our_gateway(info, model_name, target):
+                os.kill(pid, signal.SIGKILL)
         stopped = True
+    elif isinstance(pid, int) and pid_alive(pid):
+        log.warning(
+            "gateway record of %s@%s names pid %s, which is not that gateway any more; "
+            "removing the stale record without signalling it",
+            model_name,
+            target,
+            pid,
+        )
     meta_file = gateway_dir(home, model_name, target) / GATEWAY_FILE
     if meta_file.exists():
         meta_file.unlink()
     return stopped
+
+
+def is_our_gateway(meta: dict[str, Any], model_name: str, target: str) -> bool:
+    """True while ``meta["pid"]`` is alive and is the gateway this record was written for:
+    its command line runs ``core.serving.gateway`` for this model and target, and its start
+    time is the one recorded at start. Anything else (a reused pid, a record without a start
+    time, a process we may not inspect) is not ours and is never signalled."""
+    import psutil
+
+    pid, recorded = meta.get("pid"), meta.get("create_time")
+    if not isinstance(pid, int) or pid <= 0 or not isinstance(recorded, int | float):
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = proc.cmdline()
+        started = proc.create_time()
+    except (psutil.Error, OSError):
+        return False
+    return (
+        abs(started - recorded) <= _CREATE_TIME_TOLERANCE
+        and GATEWAY_MODULE in cmdline
+        and _flag(cmdline, "--model") == model_name
+        and _flag(cmdline, "--target") == target
+    )
+
+
+def _flag(cmdline: list[str], name: str) -> str | None:
+    try:
+        return cmdline[cmdline.index(name) + 1]
+    except (ValueError, IndexError):
+        return None
+
+
+def _create_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def pid_alive(pid: int | None) -> bool:
