@@ -97,6 +97,15 @@ def test_optimize_defaults_to_the_rows_logged_with_the_run(registered):
     )
     # A held-out (evaluation) set logged with the run comes first, else the training rows.
     assert out["rows_source"].endswith(".parquet") and 0 < out["parity"]["rows"] <= 200
+    # Asking again for the same goal returns that child instead of registering a duplicate.
+    before = len(rt.services.registry.list_versions(registered["name"]))
+    again = rt.dispatcher.call_or_raise(
+        dana,
+        "optimize_model",
+        {"name": registered["name"], "version": registered["versions"][0], "target": "size"},
+    )
+    assert again["existing"] and not again["registered"] and again["version"] == out["version"]
+    assert len(rt.services.registry.list_versions(registered["name"])) == before
 
 
 def test_optimize_is_refused_for_other_roles_and_bad_references(registered):

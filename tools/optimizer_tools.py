@@ -74,6 +74,8 @@ class OptimizeModelOutput(BaseModel):
     lineage: dict[str, str]
     report: str
     rows_source: str
+    # True when an optimized child for this goal already existed and was returned as it is.
+    existing: bool = False
 
 
 @tool(permission="optimize:run", side_effect="write")
@@ -90,6 +92,9 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
             f"{info.ref} is already an optimized artifact (from v{info.tags['optimized_from']})",
             hint=f"Optimize the scikit-learn version: {name}/{info.tags['optimized_from']}.",
         )
+    child = _existing_child(reg, info, args.target)
+    if child is not None:
+        return child
     model = reg.load_sklearn(info.name, info.version)  # digest-checked before loading
     X, rows_source = _holdout_rows(services, info, model, args)
     out_dir = (
@@ -192,6 +197,32 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
         report=report.report_path,
         rows_source=rows_source,
     )
+
+
+def _existing_child(reg: Any, info: Any, goal: str) -> OptimizeModelOutput | None:
+    """An optimized version already registered from this source for this goal (no duplicate)."""
+    for v in reg.list_versions(info.name):
+        tags = v.tags
+        if tags.get("optimized_from") != info.version or tags.get("optimization_target") != goal:
+            continue
+        return OptimizeModelOutput(
+            name=info.name,
+            source_version=info.version,
+            registered=False,
+            version=v.version,
+            adopted=tags.get("optimization_adopted", ""),
+            reason=f"v{v.version} is already the {goal} optimization of v{info.version}; "
+            "returned as it is (nothing was registered)",
+            parity={"summary": tags.get("parity_summary", ""), "rows": tags.get("parity_rows")},
+            benchmarks=[],
+            artifact_sha256=v.artifact_sha256,
+            honesty=v.honesty,
+            lineage=v.lineage,
+            report=tags.get("optimization_report", ""),
+            rows_source=tags.get("parity_rows_source", ""),
+            existing=True,
+        )
+    return None
 
 
 def _carried_over(info: Any, report: Any) -> tuple[HonestyMetadata | None, dict[str, str]]:
