@@ -33,7 +33,13 @@ from core.artifacts import (
     skops_bytes,
 )
 from core.errors import InvalidInput, NotFound
-from core.honesty import HONESTY_FIELDS, HonestyMetadata, missing_honesty_fields
+from core.honesty import (
+    HONESTY_FIELDS,
+    VERSION_LABEL_TAG,
+    HonestyMetadata,
+    claimed_metrics_of,
+    missing_honesty_fields,
+)
 from core.names import split_reserved_tags, validate_name
 from core.tracking import DEFAULT_EXPERIMENT, configure_mlflow, ensure_experiment, git_commit
 
@@ -60,6 +66,10 @@ class ModelVersionInfo(BaseModel):
     created_at_ms: int
     # Set by register_from_run only: reserved run tags that were not copied to the version.
     dropped_tags: list[str] = []
+    # The registrant's semantic version ("2.1.0"), beside MLflow's integer ``version``.
+    version_label: str | None = None
+    # Numbers the registrant supplied: claimed, not measured (evaluations measure).
+    claimed_metrics: dict[str, float] = {}
 
     @property
     def ref(self) -> str:
@@ -103,6 +113,8 @@ def version_info(
         missing_honesty=missing_honesty_fields(tags),
         lineage={k: tags[k] for k in LINEAGE_TAGS if k in tags},
         created_at_ms=created_at_ms,
+        version_label=tags.get(VERSION_LABEL_TAG),
+        claimed_metrics=claimed_metrics_of(tags),
     )
 
 
@@ -203,25 +215,32 @@ class ModelRegistry:
         metrics: dict[str, float] | None = None,
         params: dict[str, Any] | None = None,
         experiment: str = DEFAULT_EXPERIMENT,
+        signature: Any | None = None,
     ) -> str:
         """Log an ONNX graph (``mlflow.onnx`` flavor) with tags, metrics and extra artifacts
         (e.g. an optimization report) in a new run; return the run id. Register it with
-        ``register_from_run``, which records the artifact's SHA-256 like any other version."""
+        ``register_from_run``, which records the artifact's SHA-256 like any other version.
+
+        ``signature``: the input the pyfunc takes, e.g. the signature of the scikit-learn
+        version the graph was exported from (``core.onnx_logging``); default a float32 tensor
+        of ``n_features`` columns."""
         import mlflow
-        import mlflow.onnx
         import numpy as np
         import onnx
         from mlflow.models import ModelSignature
         from mlflow.types import Schema, TensorSpec
 
+        from core.onnx_logging import log_onnx_model
+
         proto = onnx.load_from_string(
             onnx_model if isinstance(onnx_model, bytes) else Path(onnx_model).read_bytes()
         )
-        signature = ModelSignature(
-            inputs=Schema(
-                [TensorSpec(np.dtype(np.float32), (-1, n_features), proto.graph.input[0].name)]
+        if signature is None:
+            signature = ModelSignature(
+                inputs=Schema(
+                    [TensorSpec(np.dtype(np.float32), (-1, n_features), proto.graph.input[0].name)]
+                )
             )
-        )
         exp_id = ensure_experiment(self.client, experiment, self.artifact_root)
         all_tags = dict(tags)
         commit = git_commit()
@@ -235,22 +254,22 @@ class ModelRegistry:
             mlflow.set_tags(all_tags)
             for path in artifacts or []:
                 mlflow.log_artifact(str(path), artifact_path="optimization")
-            mlflow.onnx.log_model(
-                proto,
-                name="model",
-                pip_requirements=["onnxruntime", "onnx", "numpy"],
-                signature=signature,
-                onnx_execution_providers=["CPUExecutionProvider"],
-                save_as_external_data=False,
-            )
+            log_onnx_model(proto, signature=signature)
         return run.info.run_id
 
     def register_from_run(
-        self, name: str, run_id: str, *, honesty: HonestyMetadata | None, description: str = ""
+        self,
+        name: str,
+        run_id: str,
+        *,
+        honesty: HonestyMetadata | None,
+        description: str = "",
+        extra_tags: dict[str, str] | None = None,
     ) -> ModelVersionInfo:
         """Register the model a run logged as a new version: only skops or ONNX models; the
         manifest of its files and their digest are recorded; reserved run tags are dropped
-        (listed in the result's ``dropped_tags``)."""
+        (listed in the result's ``dropped_tags``). ``extra_tags`` come from our own code
+        (e.g. a checked version label) and are set when the version is created."""
         from mlflow.exceptions import MlflowException
 
         validate_name("model", name)
@@ -282,6 +301,7 @@ class ModelRegistry:
             )
         if honesty is not None:
             tags.update(honesty.as_tags())
+        tags.update(extra_tags or {})
         tags["artifact_sha256"] = digest
         tags["run_id"] = run_id
         # The client call, unlike mlflow.register_model, prints nothing to the terminal.
@@ -317,9 +337,13 @@ class ModelRegistry:
         return manifest_digest(manifest)
 
     def logged_dataset_path(self, name: str, version: str, dataset_name: str) -> Path:
-        """A dataset logged with the version's training run (``datasets/<name>.parquet``)."""
+        """A dataset logged with the version's training run (``datasets/<name>.parquet``). An
+        optimized version (``optimized_from``) uses the rows logged with its source's run."""
         validate_name("dataset", dataset_name)
         info = self.get(name, version)
+        source = info.tags.get("optimized_from")
+        if source and source.isdigit() and source != info.version:
+            return self.logged_dataset_path(name, source, dataset_name)
         if not info.run_id:
             raise NotFound(f"{info.ref} has no training run, so no logged datasets")
         run = self.client.get_run(info.run_id)

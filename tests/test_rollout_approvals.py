@@ -1,5 +1,6 @@
-"""Production rollouts need an approved promotion of exactly the candidate artifact; staging
-does not; rollback and abort need none; roles without deploy permissions are refused."""
+"""Production rollouts run an approved promotion's plan for exactly the candidate artifact;
+staging needs no approval; people with deploy:rollback roll back to an approved version; roles
+without deploy permissions, and every agent, are refused."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def test_production_canary_requires_an_approved_promotion_of_that_version(env):
         alice, "promote_model", {"approval_id": approve(rt, MODEL, base)}
     )
     canary = {"name": MODEL, "version": cand, "strategy": "canary", "traffic_percentage": 10}
+    plan = {"strategy": "canary", "steps": [10.0, 50.0, 100.0]}
 
     assert _code(rt, dana, "start_rollout", canary) == "approval_required"
     pending = rt.services.approvals.create(
@@ -48,7 +50,7 @@ def test_production_canary_requires_an_approved_promotion_of_that_version(env):
     other = approve(rt, MODEL, env.versions["lr"])  # approved, but for another version
     assert _code(rt, dana, "start_rollout", {**canary, "approval_id": other}) == "approval_required"
     wrong_sha = rt.services.approvals.create(
-        MODEL, cand, {"candidate": {"artifact_sha256": "0" * 64}}, dana
+        MODEL, cand, {"candidate": {"artifact_sha256": "0" * 64}}, dana, plan=plan
     )
     rt.dispatcher.call_or_raise(
         alice,
@@ -57,7 +59,9 @@ def test_production_canary_requires_an_approved_promotion_of_that_version(env):
     )
     assert _code(rt, dana, "start_rollout", {**canary, "approval_id": wrong_sha.id}) == "conflict"
     qa, agent = rt.services.policy.human("bob"), rt.services.policy.agent("qa-tester", "bob")
-    good = approve(rt, MODEL, cand)
+    direct = approve(rt, MODEL, cand)  # approves a direct deploy, not this canary
+    assert _code(rt, dana, "start_rollout", {**canary, "approval_id": direct}) == "conflict"
+    good = approve(rt, MODEL, cand, plan=plan)
     assert _code(rt, qa, "start_rollout", {**canary, "approval_id": good}) == "permission_denied"
     assert _code(rt, agent, "start_rollout", {**canary, "approval_id": good}) == "permission_denied"
     # Nothing moved: the approved executor's revision is still the live one.
@@ -69,8 +73,11 @@ def test_production_canary_requires_an_approved_promotion_of_that_version(env):
     assert again["rollout"]["id"] == started["rollout"]["id"]  # idempotent on the approval
     assert rt.services.registry.alias_version(MODEL, "champion") == base  # not before 100 %
 
-    # Rollback (an earlier, approved version) needs no approval; QA may not do it.
+    # A person with deploy:rollback returns to an earlier approved version directly; QA (no
+    # deploy:rollback) may not, and neither may any agent.
     assert _code(rt, qa, "rollback_deployment", {"name": MODEL}) == "permission_denied"
+    mlops = rt.services.policy.agent("mlops-engineer", "dana")
+    assert _code(rt, mlops, "rollback_deployment", {"name": MODEL}) == "permission_denied"
     back = rt.dispatcher.call_or_raise(
         dana, "rollback_deployment", {"name": MODEL, "reason": "test"}
     )

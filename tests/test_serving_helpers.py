@@ -107,8 +107,14 @@ def env(serving_env: ServingEnv) -> Iterator[ServingEnv]:
     serving_env.stop_gateways()
 
 
-def approve(rt, name: str, version: str, decider: str = "alice") -> str:  # noqa: ANN001
-    """An approved promotion request for exactly this artifact (evidence kept minimal)."""
+def approve(  # noqa: ANN201
+    rt,  # noqa: ANN001
+    name: str,
+    version: str,
+    decider: str = "alice",
+    plan: dict | None = None,
+) -> str:
+    """An approved promotion request for exactly this artifact and plan (evidence minimal)."""
     info = rt.services.registry.get(name, version)
     dana = rt.services.policy.human("dana")
     evidence = {
@@ -119,7 +125,7 @@ def approve(rt, name: str, version: str, decider: str = "alice") -> str:  # noqa
             "honesty": info.honesty,
         }
     }
-    req = rt.services.approvals.create(name, info.version, evidence, dana)
+    req = rt.services.approvals.create(name, info.version, evidence, dana, plan=plan)
     rt.dispatcher.call_or_raise(
         rt.services.policy.human(decider),
         "decide_approval",

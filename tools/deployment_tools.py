@@ -15,14 +15,18 @@ from pydantic import BaseModel, Field
 from core.deployment import PRODUCTION_TARGETS
 from core.errors import (
     ApprovalRequired,
+    Conflict,
     ExternalServiceError,
     GateFailed,
     InvalidInput,
     NotFound,
 )
+from core.names import ModelName
+from policies.rbac import ActorKind
 from tools.approved import require_approved, served_version
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
+from tools.executor import complete_rollout, execute_promotion, rollback_production
 
 Target = Literal["local", "staging"]
 APPROVAL_ID = r"^apr-[0-9a-f]{8}$"
@@ -104,6 +108,9 @@ class RollbackInput(DeploymentInput):
         description="Earlier deployed version; omit for the previous one.",
     )
     reason: str = Field(default="", max_length=2000)
+    approval_id: str | None = Field(
+        default=None, pattern=APPROVAL_ID, description="An approved rollback request to execute."
+    )
 
 
 class RollbackOutput(BaseModel):
@@ -115,18 +122,27 @@ class RollbackOutput(BaseModel):
 
 @tool(permission="deploy:rollback", side_effect="write")
 def rollback_deployment(call: CallContext, args: RollbackInput) -> RollbackOutput:
-    """Roll a deployment back to an earlier deployed (hence approved) version, atomically."""
+    """Roll a deployment back to an earlier approved version, atomically (people only; agents use request_rollback)."""
     services = call.services
-    rev = services.deployments.rollouts.rollback(
-        args.name,
-        actor=call.actor.describe(),
-        to_version=args.to_version,
-        reason=args.reason,
-        target=args.target,
-    )
+    if call.actor.kind == ActorKind.WORKFLOW and args.approval_id is None:
+        raise ApprovalRequired(f"{call.actor.describe()} rolls back only an approved request")
     if args.target in PRODUCTION_TARGETS:
-        # Keep the champion alias on what production serves.
-        services.registry.set_alias(args.name, "champion", rev.live_versions[0])
+        rev = rollback_production(
+            services,
+            call.actor,
+            args.name,
+            to_version=args.to_version,
+            reason=args.reason,
+            approval_id=args.approval_id,
+        )
+    else:
+        rev = services.deployments.rollouts.rollback(
+            args.name,
+            actor=call.actor.describe(),
+            to_version=args.to_version,
+            reason=args.reason,
+            target=args.target,
+        )
     return RollbackOutput(
         name=args.name, target=args.target, revision=rev.revision, live_versions=rev.live_versions
     )
@@ -153,7 +169,7 @@ def deploy_to_staging(call: CallContext, args: StagingDeployInput) -> StagingDep
     info = services.registry.get(args.name, args.version)
     rev = services.deployments.deploy(
         args.name,
-        served_version(info),
+        served_version(services, info),
         actor=call.actor.describe(),
         reason=args.reason or "staging deploy",
         target="staging",
@@ -198,28 +214,62 @@ class RolloutOutput(BaseModel):
 
 @tool(permission="deploy:staging", side_effect="write")
 def start_rollout(call: CallContext, args: StartRolloutInput) -> RolloutOutput:
-    """Start a canary, blue-green or shadow rollout of a version (production needs an approved promotion of it)."""
+    """Start a canary, blue-green or shadow rollout of a version (production: runs the approved plan of a promotion of it)."""
     services = call.services
     info = services.registry.get(args.name, args.version)
-    approval_id = _check_production(
-        call, args.target, args.name, info.version, args.approval_id, info
-    )
-    candidate = served_version(info, weight=0)
-    deployments = services.deployments
-    rollout = deployments.rollouts.start(
+    if args.target in PRODUCTION_TARGETS:
+        return _start_approved_rollout(call, args, info)
+    candidate = served_version(services, info, weight=0)
+    rollout = services.deployments.rollouts.start(
         args.name,
         candidate,
         strategy=args.strategy,
         actor=call.actor.describe(),
         steps=args.steps,
         first_percent=args.traffic_percentage,
-        approval_id=approval_id,
         reason=args.reason,
         target=args.target,
     )
     gw = _ensure_gateway(services, args.name, args.target)
-    if rollout.state == "completed":
-        _completed(services, rollout)
+    return _rollout_output(services, rollout, gw)
+
+
+def _start_approved_rollout(call: CallContext, args: StartRolloutInput, info: Any) -> RolloutOutput:
+    """Production: the approval's plan is what runs; a different request is refused."""
+    from core.serving.rollout import plan_steps
+
+    services = call.services
+    services.policy.require(call.actor, "deploy:production")
+    if args.approval_id is None:
+        raise ApprovalRequired(
+            f"production traffic moves to {args.name} v{info.version} only with an approved promotion",
+            hint=f"Request one (`request_promotion` for v{info.version} with this plan), get it "
+            "approved, and pass its approval_id; or roll out on target staging.",
+        )
+    req = services.approvals.get(args.approval_id)
+    if req.status.value not in ("approved", "executed"):
+        raise ApprovalRequired(f"{req.id} is {req.status.value}, not approved")
+    if req.model_name != info.name or req.version != info.version:
+        raise ApprovalRequired(
+            f"{req.id} approves {req.model_name} v{req.version}, not {info.name} v{info.version}"
+        )
+    plan = req.plan or {"strategy": "direct"}
+    asked = plan_steps(args.strategy, args.steps, args.traffic_percentage)
+    approved = (
+        plan_steps(plan["strategy"], plan.get("steps"), None)
+        if plan.get("strategy") in ("canary", "blue-green")
+        else None
+    )
+    if args.strategy != plan.get("strategy") or asked != approved:
+        raise Conflict(
+            f"{req.id} approves a {plan.get('strategy', 'direct')} rollout "
+            f"{plan.get('steps') or ''}, not {args.strategy} {asked}",
+            hint="Run the approved plan as it is (`agent approvals show "
+            f"{req.id}`), or request a promotion with the plan you want.",
+        )
+    execute_promotion(services, call.actor, req.id)
+    rollout = services.deployments.rollouts.for_approval(req.id)
+    gw = _ensure_gateway(services, args.name, args.target)
     return _rollout_output(services, rollout, gw)
 
 
@@ -227,8 +277,11 @@ class AdvanceRolloutInput(DeploymentInput):
     max_error_rate: float = Field(
         default=0.01, ge=0, le=1, description="Highest share of failed candidate calls allowed."
     )
-    min_requests: int = Field(
-        default=0, ge=0, description="Candidate requests the current step must have served first."
+    min_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="Candidate requests the current step must have served first "
+        "(production: at least the policy's rollout.min_requests_per_step).",
     )
     wait_seconds: float = Field(default=10.0, ge=0, le=300)
     reason: str = Field(default="", max_length=2000)
@@ -245,29 +298,43 @@ def advance_rollout(call: CallContext, args: AdvanceRolloutInput) -> RolloutOutp
     if rollout is None:
         raise NotFound(f"{args.name} has no rollout in progress on {args.target}")
     cand = rollout.candidate
+    max_error_rate, min_requests = args.max_error_rate, args.min_requests
     if args.target in PRODUCTION_TARGETS:
+        services.policy.require(call.actor, "deploy:production")
         info = services.registry.get(args.name, cand.version)
-        _check_production(call, args.target, args.name, cand.version, rollout.approval_id, info)
+        if not rollout.approval_id:
+            raise ApprovalRequired(f"production rollout #{rollout.id} carries no approval")
+        req = require_approved(services, rollout.approval_id, info, executed=True)
+        # The approved plan's health criteria hold; a caller may only make them stricter.
+        plan = req.plan or {}
+        max_error_rate = min(max_error_rate, plan.get("max_error_rate", max_error_rate))
+        floor = plan.get("min_requests_per_step")
+        if floor is None:
+            floor = services.policy.rollout.min_requests_per_step
+        min_requests = max(min_requests or 0, floor)
+    elif min_requests is None:
+        min_requests = 0
     gw = _ensure_gateway(services, args.name, args.target)
     verdict = check_gateway(
         gw["url"],
         expect_revision=rollout.last_revision,
         candidate_version=cand.version,
-        max_error_rate=args.max_error_rate,
-        min_requests=args.min_requests,
+        max_error_rate=max_error_rate,
+        min_requests=min_requests,
         wait_seconds=args.wait_seconds,
     )
     if not verdict.healthy:
         raise GateFailed(
             f"rollout #{rollout.id} stays at step {rollout.step + 1}: "
             + "; ".join(verdict.reasons),
-            hint=f"Wait and retry, or `agent deploy rollout abort {args.name}` / `agent deploy rollback {args.name}`.",
+            hint=f"Wait and retry, or `agent deploy rollout abort {args.name} --target {args.target}` "
+            f"/ `agent deploy rollback {args.name} --target {args.target}`.",
         )
     rollout = rollouts.advance(
         args.name, actor=call.actor.describe(), target=args.target, reason=args.reason
     )
     if rollout.state == "completed":
-        _completed(services, rollout)
+        complete_rollout(services, rollout)
     return _rollout_output(services, rollout, gw)
 
 
@@ -287,7 +354,7 @@ def abort_rollout(call: CallContext, args: AbortRolloutInput) -> RolloutOutput:
 
 
 class PredictInput(ToolInput):
-    name: str = Field(min_length=1, max_length=128)
+    name: ModelName
     target: Target = "local"
     features: list[float] | list[list[float]] = Field(
         description="One row of features, or a batch of rows."
@@ -331,7 +398,7 @@ def predict(call: CallContext, args: PredictInput) -> PredictOutput:
 
 
 class RenderInput(ToolInput):
-    name: str = Field(min_length=1, max_length=128)
+    name: ModelName
     target: Literal["kubernetes"] = "kubernetes"
     source: Target = Field(default="local", description="Whose live routes to start from.")
     version: str | None = Field(
@@ -351,6 +418,22 @@ class RenderInput(ToolInput):
     )
     namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     replicas: int = Field(default=2, ge=1, le=100)
+    write: bool = Field(
+        default=False,
+        description="Also write the docker build context (files + digest-checked artifacts).",
+    )
+    output_dir: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Where to write it (implies write): a new folder under the working "
+        "directory or MODELOPS_HOME; default deploy/NAME-rREVISION.",
+    )
+    force: bool = Field(
+        default=False,
+        description="Re-render into a non-empty folder an earlier render wrote "
+        "(files it did not write are never overwritten).",
+    )
 
 
 class RenderOutput(BaseModel):
@@ -362,23 +445,30 @@ class RenderOutput(BaseModel):
     artifacts: dict[str, dict[str, str]]
     applied: bool
     note: str
+    output_dir: str | None = None  # set when the build context was written
 
 
-@tool(permission="deploy:read", side_effect="read")
+@tool(permission="deploy:read", side_effect="write")
 def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
-    """Render a Dockerfile, a KServe InferenceService and a Deployment + Service for the live routes or a planned rollout (not applied)."""
+    """Render a Dockerfile, a KServe InferenceService and a Deployment + Service for the live routes or a planned rollout (not applied); optionally write the build context."""
     from core.deployment import Revision
-    from core.serving.k8s import render_kubernetes
+    from core.serving.k8s import render_kubernetes, write_bundle
     from core.serving.rollout import routes_at
 
     services = call.services
+    # A folder the caller named is checked before any work (the default needs the revision).
+    out_dir = (
+        services.resolve_output_dir(args.output_dir, default="", force=args.force)
+        if args.output_dir
+        else None
+    )
     rev = services.deployments.current(args.name, args.source)
     planned = args.version is not None and (rev is None or args.version not in rev.live_versions)
     if planned:
         info = services.registry.get(args.name, args.version)
         # Manifests for a new version carry production traffic once applied: same approval.
         _check_production(call, args.source, args.name, info.version, args.approval_id, info)
-        candidate = served_version(info, weight=0)
+        candidate = served_version(services, info, weight=0)
         if args.strategy == "direct" or rev is None:
             if rev is None and args.strategy != "direct":
                 raise InvalidInput(
@@ -409,6 +499,12 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
     rendered = render_kubernetes(
         args.name, rev, image=args.image, namespace=args.namespace, replicas=args.replicas
     )
+    if args.write and out_dir is None:
+        out_dir = services.resolve_output_dir(
+            None, default=f"deploy/{args.name}-r{rev.revision}", force=args.force
+        )
+    if out_dir is not None:
+        write_bundle(rendered, out_dir)
     return RenderOutput(
         name=args.name,
         revision=rev.revision,
@@ -418,6 +514,7 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
         artifacts=rendered.artifacts,
         applied=False,
         note=rendered.note,
+        output_dir=str(out_dir) if out_dir else None,
     )
 
 
@@ -435,36 +532,13 @@ def _check_production(
             hint=f"Request one (`request_promotion` for v{version}), get it approved, and pass "
             "its approval_id; or roll out on target staging.",
         )
-    req = require_approved(call.services, approval_id, info)
-    return req.id
+    return require_approved(call.services, approval_id, info).id
 
 
 def _ensure_gateway(services: Services, name: str, target: str) -> dict[str, Any]:
     s = services.settings
     return services.deployments.ensure_gateway(
         name, host=s.gateway_host, port=s.gateway_port, target=target
-    )
-
-
-def _completed(services: Services, rollout: Any) -> None:
-    """A production rollout that reached 100 %: the champion alias follows, with the approval."""
-    if rollout.target not in PRODUCTION_TARGETS or not rollout.approval_id:
-        return
-    reg = services.registry
-    v = rollout.candidate.version
-    req = services.approvals.get(rollout.approval_id)
-    reg.set_alias(rollout.model_name, "champion", v)
-    reg.set_tags(
-        rollout.model_name,
-        v,
-        {
-            "approval_id": req.id,
-            "approved_by": req.decided_by or "",
-            "approval_status": req.status.value,
-            "evidence_hash": req.evidence_hash,
-            "deployed_revision": str(rollout.last_revision),
-            "rollout": f"#{rollout.id} {rollout.strategy}",
-        },
     )
 
 
@@ -553,4 +627,58 @@ def stop_gateway(call: CallContext, args: StopGatewayInput) -> StopGatewayOutput
         raise NotFound(f"{args.name} has no deployment", hint="See `agent deploy status`.")
     return StopGatewayOutput(
         name=args.name, stopped=deployments.stop_gateway(args.name, args.target)
+    )
+
+
+class StartGatewayInput(ToolInput):
+    name: ModelName
+    target: Target = "local"
+
+
+class StartGatewayOutput(BaseModel):
+    name: str
+    target: str
+    started: bool  # False: it was running already
+    url: str | None
+    revision: int | None  # the revision the deployment record says is live
+    serving_revision: int | None  # the revision the gateway's /health reports
+    live_versions: list[str]
+
+
+@tool(permission="deploy:staging", side_effect="write")
+def start_gateway(call: CallContext, args: StartGatewayInput) -> StartGatewayOutput:
+    """Start a stopped gateway on its deployment's last revision; routes do not change (people only; production needs deploy:production)."""
+    from core.errors import PermissionDenied
+
+    services = call.services
+    deployments = services.deployments
+    current = (
+        deployments.current(args.name, args.target)
+        if args.name in deployments.list_deployments(args.target)
+        else None
+    )
+    if current is None:
+        raise NotFound(
+            f"{args.name} has no deployment on {args.target} to serve",
+            hint="See `agent deploy status`.",
+        )
+    if args.target in PRODUCTION_TARGETS:
+        services.policy.require(call.actor, "deploy:production")
+    if call.actor.kind != ActorKind.HUMAN:
+        raise PermissionDenied(
+            f"{call.actor.describe()} may not start gateways: a person starts them",
+            hint="Ask a person with the permission to run "
+            f"`agent deploy start {args.name} --target {args.target}`.",
+        )
+    started = not deployments.gateway_info(args.name, args.target).get("running")
+    gw = _ensure_gateway(services, args.name, args.target)
+    health = gateway_health(gw["url"]) if gw.get("url") else {}
+    return StartGatewayOutput(
+        name=args.name,
+        target=args.target,
+        started=started,
+        url=gw.get("url"),
+        revision=current.revision,
+        serving_revision=health.get("revision"),
+        live_versions=current.live_versions,
     )

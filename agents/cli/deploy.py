@@ -1,8 +1,7 @@
-"""``agent deploy status|staging|rollout|rollback|render|stop``."""
+"""``agent deploy status|staging|rollout|rollback|render|stop|start``."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -257,6 +256,9 @@ def rollback_cmd(
 @click.argument("name")
 @click.option("--target", "render_target", type=click.Choice(["kubernetes"]), default="kubernetes")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Build context directory.")
+@click.option(
+    "--force", is_flag=True, help="Re-render into a non-empty folder an earlier render wrote."
+)
 @click.option("--version", help="Render a rollout of this version (default: the live routes).")
 @click.option(
     "--strategy",
@@ -283,6 +285,7 @@ def render_cmd(
     name: str,
     render_target: str,
     out_dir: str | None,
+    force: bool,
     version: str | None,
     strategy: str,
     percent: float | None,
@@ -294,29 +297,28 @@ def render_cmd(
     as_json: bool,
 ) -> None:
     """Write a Dockerfile, a KServe InferenceService and a Deployment + Service (not applied)."""
-    from core.serving.k8s import RenderedManifests, write_bundle
-
     args: dict[str, Any] = {
         "name": name,
         "target": render_target,
         "namespace": namespace,
         "source": source,
+        "write": True,
+        "force": force,
     }
     for key, value in (
         ("version", version),
         ("traffic_percentage", percent),
         ("approval_id", approval_id),
         ("image", image),
+        ("output_dir", out_dir),
     ):
         if value is not None:
             args[key] = value
     if version:
         args["strategy"] = strategy
     out = call(ctx, human(ctx, as_user), "render_deployment", args)
-    target_dir = Path(out_dir or f"deploy/{name}-r{out['revision']}")
-    write_bundle(RenderedManifests(out["files"], out["artifacts"], out["note"]), target_dir)
     result = {
-        "output_dir": str(target_dir),
+        "output_dir": out["output_dir"],
         "files": sorted(out["files"]),
         "routes": out["routes"],
         "applied": False,
@@ -348,3 +350,36 @@ def stop_cmd(ctx: click.Context, name: str, target: str | None, as_user: str | N
     args = {"name": name, **({"target": target} if target else {})}
     stopped = call(ctx, human(ctx, as_user), "stop_gateway", args)["stopped"]
     console().print(f"{name}: gateway {'stopped' if stopped else 'was not running'}.")
+
+
+@deploy.command("start")
+@click.argument("name")
+@click.option(
+    "--target",
+    type=click.Choice(["local", "staging"]),
+    default="local",
+    show_default=True,
+    help="Whose gateway: local (production; needs deploy:production) or staging.",
+)
+@as_option
+@json_option
+@click.pass_context
+def start_cmd(
+    ctx: click.Context, name: str, target: str, as_user: str | None, as_json: bool
+) -> None:
+    """Start NAME's stopped gateway on its last revision (routes do not change; people only)."""
+    out = call(ctx, human(ctx, as_user), "start_gateway", {"name": name, "target": target})
+
+    def show(d: dict[str, Any]) -> None:
+        versions = ", ".join(f"v{v}" for v in d["live_versions"])
+        state = "started" if d["started"] else "was already running"
+        serving = (
+            f"serving revision {d['serving_revision']}"
+            if d["serving_revision"] == d["revision"]
+            else f"serving revision {d['serving_revision']}, not yet revision {d['revision']}"
+        )
+        console().print(
+            f"{d['name']} ({d['target']}): gateway {state} at {d['url']}, {serving} ({versions})."
+        )
+
+    emit(out, as_json, show)
