@@ -522,7 +522,8 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
 def _check_production(
     call: CallContext, target: str, name: str, version: str, approval_id: str | None, info: Any
 ) -> str | None:
-    """For production, the approval id of an approved promotion of exactly this artifact."""
+    """For production manifests, the id of an approved (or already executed) promotion of
+    exactly this artifact: the files carry production traffic once someone applies them."""
     if target not in PRODUCTION_TARGETS:
         return None
     call.services.policy.require(call.actor, "deploy:production")
@@ -532,7 +533,8 @@ def _check_production(
             hint=f"Request one (`request_promotion` for v{version}), get it approved, and pass "
             "its approval_id; or roll out on target staging.",
         )
-    return require_approved(call.services, approval_id, info).id
+    executed = call.services.approvals.get(approval_id).status.value == "executed"
+    return require_approved(call.services, approval_id, info, executed=executed).id
 
 
 def _ensure_gateway(services: Services, name: str, target: str) -> dict[str, Any]:
