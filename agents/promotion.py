@@ -36,6 +36,7 @@ class PromotionState(TypedDict, total=False):
     target: str
     plan: dict[str, Any]
     requester: str
+    requested_via: str
     requester_authenticated: bool
     acting_for: str
     thread_id: str
@@ -128,6 +129,7 @@ class PromotionWorkflow:
                 "plan": state.get("plan") or {},
                 "thread_id": state["thread_id"],
                 "requester": state["requester"],
+                "requested_via": state.get("requested_via"),
             },
             internal=True,
         )
@@ -234,6 +236,7 @@ class PromotionWorkflow:
             "target": target,
             "plan": plan or {"strategy": "direct"},
             "requester": requester,
+            "requested_via": actor.describe(),
             "requester_authenticated": actor.authenticated,
             "acting_for": requester,
             "thread_id": thread_id,

@@ -28,9 +28,24 @@ MANIFEST_FILE = "modelops-manifest.json"
 MLFLOW_ADDED_FILES = frozenset({"registered_model_meta"})
 # Types skops may build beyond its own safe defaults: the quickstart pipeline
 # (StandardScaler + LogisticRegression) needs none; RandomForest / tree models need the tree
-# structure. Found with ``skops.io.get_untrusted_types`` on the project's models; anything else
-# is refused at registration and at load.
-SKOPS_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+# structure. XGBoost's and LightGBM's scikit-learn API classifiers/regressors (registered with
+# ``agent models register``) need their estimator class and their booster, which skops rebuilds
+# through the booster's own ``__setstate__`` from the model's native bytes (no pickle);
+# LightGBM keeps its parameters in an OrderedDict. Found with ``skops.io.get_untrusted_types``
+# on fitted models (xgboost 3.2, lightgbm 4.7); anything else is refused at registration and
+# at load.
+SKOPS_TRUSTED_TYPES = (
+    "sklearn.tree._tree.Tree",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "collections.OrderedDict",
+    # A dtype descriptor (no code): one-hot / imputer steps over string columns store one.
+    "numpy.dtype",
+)
 LOG_HINT = (
     "Log scikit-learn models with skops, e.g. mlflow.sklearn.log_model(model, name='model', "
     "serialization_format='skops', skops_trusted_types=['sklearn.tree._tree.Tree']) "
@@ -200,6 +215,23 @@ def artifact_flavors(files: Mapping[str, bytes]) -> dict[str, Any]:
     if mlmodel is None:
         return {}
     return (yaml.safe_load(mlmodel) or {}).get("flavors") or {}
+
+
+def input_columns(files: Mapping[str, bytes]) -> tuple[str, ...] | None:
+    """The input column names, in order, of the signature in a model folder's ``MLmodel``;
+    None for a tensor signature or none at all (the model then takes row vectors only)."""
+    mlmodel = files.get("MLmodel")
+    sig = ((yaml.safe_load(mlmodel) or {}).get("signature") or {}) if mlmodel else {}
+    try:
+        specs = json.loads(sig.get("inputs") or "[]")
+    except (TypeError, ValueError):
+        return None
+    if not specs or not all(
+        isinstance(s, dict) and isinstance(s.get("name"), str) and s.get("type") != "tensor"
+        for s in specs
+    ):
+        return None
+    return tuple(s["name"] for s in specs)
 
 
 def artifact_runtime(files: Mapping[str, bytes]) -> str | None:

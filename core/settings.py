@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     graphs_db: str | None = Field(
         default=None, description="LangGraph checkpoint SQLite file (default home/graphs.db)."
     )
+    chroma_url: str | None = Field(
+        default=None,
+        description="Chroma server for the feature store (http://HOST:PORT); default an "
+        "embedded store under home/chroma, one process at a time.",
+    )
     policies_dir: Path | None = Field(
         default=None,
         description="Directory with roles.yaml and thresholds.yaml; it must hold the policy "
@@ -85,6 +90,10 @@ class Settings(BaseSettings):
     @property
     def resolved_graphs_db(self) -> Path:
         return Path(self.graphs_db) if self.graphs_db else self.home_dir / "graphs.db"
+
+    @property
+    def resolved_chroma_path(self) -> Path:
+        return self.home_dir / "chroma"
 
     @property
     def resolved_policies_dir(self) -> Path:

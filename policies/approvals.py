@@ -139,6 +139,7 @@ class ApprovalService:
         policy_digest: str = "",
         thread_id: str | None = None,
         ttl: timedelta | None = None,
+        via: str | None = None,
     ) -> ApprovalRequest:
         """A pending request; its lifetime is the policy's for the action unless ``ttl``."""
         if action not in ACTIONS:
@@ -157,7 +158,7 @@ class ApprovalService:
             action=action,
             plan=_jsonable(plan or {}),
             requested_by=human,
-            requested_via=requester.describe(),
+            requested_via=(via or requester.describe())[:128],
             requester_authenticated=requester.authenticated,
             evidence=evidence,
             evidence_hash=evidence_hash(evidence),

@@ -143,6 +143,16 @@ def check_promotion(evidence: dict[str, Any], thresholds: dict[str, Any]) -> Gat
         )
     )
 
+    if cand.get("servable") is False:
+        checks.append(
+            GateCheck(
+                name="servable",
+                passed=False,
+                message="not servable by our gateway: "
+                + (cand.get("serving_note") or "an external model with no artifact here"),
+            )
+        )
+
     metrics: dict[str, float] = evidence.get("metrics", {})
     minimums = limits["minimums"].get(status, {}) if status in limits["minimums"] else {}
     for name, floor in minimums.items():

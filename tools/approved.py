@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.errors import ApprovalRequired, Conflict
+from core.errors import ApprovalRequired, Conflict, InvalidInput
 from policies.approvals import PROMOTE, ApprovalRequest, ApprovalStatus
 
 if TYPE_CHECKING:
@@ -43,6 +43,11 @@ def served_version(
     its latest validation record (never from a tag)."""
     from core.deployment import ServedVersion
 
+    if not info.servable:
+        raise InvalidInput(
+            f"{info.ref} cannot be deployed: {info.serving_note}",
+            hint="External models are served by their provider, not by the gateway.",
+        )
     if not info.artifact_sha256:
         raise Conflict(
             f"{info.ref} has no recorded artifact SHA-256; it cannot be served",

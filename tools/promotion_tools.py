@@ -95,6 +95,8 @@ def build_evidence(
             "honesty": info.honesty,
             "artifact_sha256": info.artifact_sha256,
             "lineage": info.lineage,
+            "servable": info.servable,
+            "serving_note": info.serving_note,
         },
         "dataset": {**ev.dataset, "target": target},
         "metrics": ev.metrics,
@@ -170,6 +172,7 @@ def request_promotion(call: CallContext, args: RequestPromotionInput) -> Request
 class OpenApprovalInput(RequestPromotionInput):
     thread_id: str = Field(min_length=1, max_length=128)
     requester: str = Field(min_length=1, max_length=128)
+    requested_via: str | None = Field(default=None, max_length=128)
 
 
 class OpenApprovalOutput(BaseModel):
@@ -206,6 +209,7 @@ def open_approval_request(call: CallContext, args: OpenApprovalInput) -> OpenApp
         plan=args.plan.model_dump(),
         policy_digest=services.policy_digest,
         thread_id=args.thread_id,
+        via=args.requested_via,
     )
     approvers = [a for a in services.policy.approvers() if a != req.requested_by]
     return OpenApprovalOutput(
