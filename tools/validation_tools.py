@@ -137,3 +137,24 @@ def automated_validation(call: CallContext, args: RecordValidationInput) -> Reco
         call.services, call.actor, args.name, args.version, args.dataset, args.target
     )
     return _output(record)
+
+
+class ListValidationsInput(ToolInput):
+    name: str = Field(min_length=1, max_length=128)
+    version: str = Field(pattern=r"^[0-9]{1,9}$")
+
+
+class ListValidationsOutput(BaseModel):
+    validations: list[dict[str, Any]]
+
+
+@tool(permission="evaluation:read", side_effect="read")
+def list_validations(call: CallContext, args: ListValidationsInput) -> ListValidationsOutput:
+    """List the QA validation verdicts on record for one model version, newest first (read-only)."""
+    records = call.services.validations.for_version(args.name, args.version)
+    return ListValidationsOutput(
+        validations=[
+            {**_output(r).model_dump(), "at": r.created_at.isoformat(timespec="seconds")}
+            for r in reversed(records)
+        ]
+    )
