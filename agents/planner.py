@@ -2,47 +2,50 @@
 
 It understands structured input and a documented set of plain requests (docs/agents.md), turns
 them into tool calls that go through the same graph, dispatcher and policies as an LLM's, and
-summarizes the results. Anything else gets a plain answer saying an LLM endpoint is needed.
+summarizes the results. The rule for writes (agents/planner_rules.py): a tool that writes runs
+only for an explicit imperative that names an existing model (checked first with ``get_model``)
+and the version where one matters; questions and requests to draft or describe never write.
+Each turn that calls tools says what it will call first (the assistant message's content,
+shown as the plan). Anything else gets a plain answer saying an LLM endpoint is needed.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from agents.llm import LLMResponse, ToolCall
+from agents.planner_rules import (  # noqa: F401  (re-exported: the planner's public names)
+    NEEDS_LLM,
+    OPTIMIZE_NEEDS_MODEL,
+    OPTIMIZE_TOOL,
+    OPTIMIZE_UNAVAILABLE,
+    PHRASINGS,
+    Plan,
+    needs_llm,
+    offline_forms,
+    plan_text,
+)
+from agents.planner_summary import (
+    DRY_RUN,
+    Done,
+    args_text,
+    check_failed_answer,
+    load_result,
+    promotion_decision,
+    promotion_reason,
+    summarize,
+    unknown_model_answer,
+)
 from agents.role_agent import PLANNER_NAME, UNSUPPORTED
 from core.errors import InvalidInput
 
 # Structured workflows the planner runs, and the tool that starts each.
 WORKFLOWS = {"promotion": "request_promotion"}
-OPTIMIZER_ISSUE = "#4"
-
-NEEDS_LLM = (
-    "The offline planner cannot handle this request, and no LLM endpoint is configured. "
-    "Set OPENAI_BASE_URL to an OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1 for "
-    "Ollama) and/or OPENAI_API_KEY for api.openai.com, and pick the model with "
-    "MODELOPS_LLM_MODEL. Without one, ask in one of these forms: "
-    "'list models'; 'show model NAME [vN]'; 'evaluate NAME vN on PATH [and promote it]'; "
-    "'compare NAME vA and vB on PATH'; 'validate NAME vN on PATH'; "
-    "'request promotion of NAME vN on PATH'; 'deployment status of NAME'; "
-    "'roll back NAME [to vN]'; 'list [pending] approvals'; "
-    'or give structured input {"tool": NAME, "args": {...}} or '
-    '{"workflow": "promotion", "input": {...}}.'
-)
-OPTIMIZE_TOOL = "optimize_model"
-OPTIMIZE_UNAVAILABLE = (
-    "Optimization is not available yet: this build has no optimize tool, so nothing was run. "
-    f"Issue {OPTIMIZER_ISSUE} (inference optimizer: ONNX export, quantization, benchmarks) adds it."
-)
-OPTIMIZE_NEEDS_MODEL = (
-    "Which model? Offline, ask as 'optimize NAME vN [for latency|size|throughput] [on PATH]' "
-    "(an LLM endpoint can work it out from a looser request). Nothing was run."
-)
+VALIDATIONS_TOOL = "list_validations"
+REVIEW_VERSIONS = 5  # a review of a whole model reads the evidence of its latest versions
 
 
 # Requests -----------------------------------------------------------------------------------
@@ -108,174 +111,7 @@ def parse_request(raw: str | dict[str, Any]) -> AgentRequest:
     )
 
 
-# Plans --------------------------------------------------------------------------------------
-@dataclass
-class Plan:
-    intent: str
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    message: str = ""  # the whole answer when there is nothing to call
-    # "... and promote it if it beats the champion": request_promotion arguments, used in a
-    # second turn only when the evaluation's champion comparison says "better" (or there is
-    # no champion yet).
-    promote_if_better: dict[str, Any] | None = None
-
-
-_NAME = r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"
-_VER = r"(?:v(?:ersion)?\s*(?P<version>\d+)|(?P<alias>champion|challenger))"
-_DATA = r"(?:on|using|with)\s+(?P<dataset>[^\s,;]+)"
-_FLAGS = re.IGNORECASE
-
-_RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("optimize", re.compile(rf"\boptimi[sz]e\s+(?:the\s+)?(?:model\s+)?{_NAME}\s+{_VER}", _FLAGS)),
-    ("optimize", re.compile(r"\boptimi[sz]", _FLAGS)),
-    (
-        "list_approvals",
-        re.compile(
-            r"\b(?:list|show)\s+(?:the\s+|all\s+)?(?P<pending>pending\s+)?approvals?\b", _FLAGS
-        ),
-    ),
-    (
-        "list_models",
-        re.compile(
-            r"\b(?:list|show)\s+(?:all\s+|the\s+)*(?:registered\s+)?models\b|\bwhat\s+models\b",
-            _FLAGS,
-        ),
-    ),
-    (
-        "compare",
-        re.compile(
-            rf"\bcompare\s+{_NAME}\s+v(?:ersion)?\s*(?P<a>\d+)\s+(?:and|with|vs\.?|versus|to|against)"
-            rf"\s+v(?:ersion)?\s*(?P<b>\d+)\s+{_DATA}",
-            _FLAGS,
-        ),
-    ),
-    (
-        "rollback",
-        re.compile(
-            rf"\broll\s*-?\s*back\s+(?:the\s+)?(?:deployment\s+of\s+)?{_NAME}"
-            r"(?:\s+to\s+v(?:ersion)?\s*(?P<to>\d+))?",
-            _FLAGS,
-        ),
-    ),
-    (
-        "deployment_status",
-        re.compile(
-            rf"\b(?:deployment\s+)?(?:status|deployment)\s+(?:of|for)\s+(?:the\s+)?{_NAME}",
-            _FLAGS,
-        ),
-    ),
-    ("deployment_status", re.compile(rf"\bis\s+{_NAME}\s+deployed", _FLAGS)),
-    ("validate", re.compile(rf"\bvalidate\s+{_NAME}\s+{_VER}\s+{_DATA}", _FLAGS)),
-    ("evaluate", re.compile(rf"\bevaluate\s+{_NAME}\s+{_VER}\s+{_DATA}", _FLAGS)),
-    (
-        "promote",
-        re.compile(
-            rf"\b(?:request\s+(?:a\s+)?promotion\s+(?:of|for)|promote)\s+{_NAME}\s+{_VER}\s+{_DATA}",
-            _FLAGS,
-        ),
-    ),
-    (
-        "show_model",
-        re.compile(
-            rf"\b(?:show|get|describe|inspect)\s+(?:the\s+)?model\s+{_NAME}(?:\s+{_VER})?", _FLAGS
-        ),
-    ),
-    # Without the word "model" only a whole-message request, so "show me ..." is not a name.
-    (
-        "show_model",
-        re.compile(rf"^(?:show|get|describe|inspect)\s+{_NAME}(?:\s+{_VER})?[.?!]?$", _FLAGS),
-    ),
-]
-_TARGET = re.compile(r"\btarget(?:\s+column)?\s+(?P<target>[A-Za-z_]\w*)", _FLAGS)
-
-
-def _group(m: re.Match[str], key: str) -> str | None:
-    return m.groupdict().get(key)
-
-
-def _name(m: re.Match[str]) -> str:
-    return m.group("name").rstrip(".")
-
-
-def _dataset(m: re.Match[str]) -> str:
-    return re.sub(r"[.)\]'\"]+$", "", m.group("dataset"))
-
-
-def _version(m: re.Match[str]) -> str | None:
-    return _group(m, "version") or (_group(m, "alias") or "").lower() or None
-
-
-def plan_text(text: str, available: set[str] | None = None) -> Plan:
-    """The plan for one plain request (see docs/agents.md for the accepted forms).
-
-    ``available``: the tool names in the catalog (default: the loaded catalog).
-    """
-    for intent, pattern in _RULES:
-        m = pattern.search(text)
-        if m is None:
-            continue
-        target = _TARGET.search(text)
-        extra = {"target": target.group("target")} if target else {}
-        if intent == "optimize":
-            return _plan_optimize(text, m, available)
-        if intent == "list_approvals":
-            return Plan(
-                intent, [("list_approvals", {"status": "pending"} if m.group("pending") else {})]
-            )
-        if intent == "list_models":
-            return Plan(intent, [("list_models", {})])
-        if intent == "compare":
-            base = {"name": _name(m), "dataset": _dataset(m), **extra}
-            return Plan(
-                intent,
-                [
-                    ("evaluate_model", {**base, "version": m.group("a")}),
-                    ("evaluate_model", {**base, "version": m.group("b")}),
-                ],
-            )
-        if intent == "rollback":
-            args = {"name": _name(m), "reason": f"requested: {text[:500]}"}
-            if m.group("to"):
-                args["to_version"] = m.group("to")
-            return Plan(intent, [("rollback_deployment", args)])
-        if intent == "deployment_status":
-            return Plan(intent, [("get_deployment", {"name": _name(m)})])
-        if intent == "show_model":
-            args = {"name": _name(m)}
-            version = _version(m)
-            if version:
-                args["version"] = version
-            return Plan(intent, [("get_model", args)])
-        args = {"name": _name(m), "version": _version(m), "dataset": _dataset(m), **extra}
-        if intent == "validate":
-            return Plan(intent, [("record_validation", args)])
-        if intent == "promote":
-            return Plan(intent, [("request_promotion", args)])
-        promote = re.search(r"\bpromot", text[m.end() :], _FLAGS) is not None
-        return Plan(intent, [("evaluate_model", args)], promote_if_better=args if promote else None)
-    return Plan("unsupported", message=NEEDS_LLM)
-
-
-def _plan_optimize(text: str, m: re.Match[str], available: set[str] | None) -> Plan:
-    if available is None:
-        from tools.base import load_catalog
-
-        available = set(load_catalog())
-    if OPTIMIZE_TOOL not in available:
-        return Plan("optimize", message=OPTIMIZE_UNAVAILABLE)
-    if "name" not in m.groupdict():
-        return Plan("optimize", message=OPTIMIZE_NEEDS_MODEL)
-    args: dict[str, Any] = {"name": _name(m), "version": _version(m)}
-    goal = re.search(r"\b(latency|size|throughput)\b", text, _FLAGS)
-    if goal:
-        args["target"] = goal.group(1).lower()
-    data = re.search(_DATA, text[m.end() :], _FLAGS)
-    if data:
-        args["dataset"] = _dataset(data)
-    return Plan("optimize", [(OPTIMIZE_TOOL, args)])
-
-
-def plan_message(message: str) -> Plan:
+def plan_message(message: str, offered: set[str] | None = None) -> Plan:
     """The plan for a user message: structured JSON (as ``parse_request`` stored it) or text."""
     if message.startswith("{"):
         data = json.loads(message)
@@ -286,7 +122,15 @@ def plan_message(message: str) -> Plan:
                 f"workflow:{data['workflow']}",
                 [(WORKFLOWS[data["workflow"]], data.get("input", {}))],
             )
-    return plan_text(message)
+    return plan_text(message, offered=offered)
+
+
+def writes(tool: str) -> bool:
+    """Whether a tool changes anything (side effect write/external; unknown counts as one)."""
+    from tools.base import load_catalog
+
+    spec = load_catalog().get(tool)
+    return spec is None or spec.side_effect != "read"
 
 
 # Plans speak of name/version/dataset/target; a tool may name a field differently (the
@@ -312,6 +156,157 @@ def fit_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 # The planner as a ChatModel -------------------------------------------------------------------
+Phase = Literal["check", "known", "do", "more", "promote"]
+
+
+@dataclass
+class Step:
+    """What the planner does next: call tools (one phase), or answer."""
+
+    phase: Phase | None = None
+    calls: list[tuple[str, dict[str, Any]]] | None = None
+    note: str = ""
+    text: str = ""
+    reason: str = "stop"
+
+
+def next_step(plan: Plan, done: list[Done], offered: set[str] | None = None) -> Step:
+    """The next step of ``plan`` given the calls made so far for this request (``offered``:
+    the tools the profile may call; a write it may not make goes straight to the dispatcher,
+    which refuses and audits it).
+
+    check (reads: the named model and versions exist, a production deployment for a rollback)
+    -> do (the plan's calls) -> more (reads that follow from the results) -> promote (if the
+    evaluation beats the champion) -> answer. A get_model that finds nothing adds ``known``
+    (list_models) and the answer is a refusal that lists the known models.
+    """
+    phases = [d.phase for d in done]
+    if not done:
+        if not plan.calls:
+            return Step(text=plan.message, reason=UNSUPPORTED)
+        if _needs_check(plan, offered):
+            return Step("check", _checks(plan), _note_check(plan))
+        return Step("do", plan.calls, _note("Plan:", plan.calls))
+    last = phases[-1]
+    if last == "known":
+        return Step(text=unknown_model_answer(plan, done))
+    named = not plan.intent.startswith(("tool", "workflow"))  # structured: exactly that call
+    if named and any(d.name == "get_model" and d.code == "not_found" for d in done):
+        return Step("known", [("list_models", {})], "Plan: list the known models (read).")
+    if last == "check":
+        failed = [d for d in done if d.phase == "check" and not d.ok]
+        if failed:
+            return Step(text=check_failed_answer(plan, failed))
+        return Step("do", plan.calls, _note(f"{_checked(plan)} Calling:", plan.calls))
+    if last == "do":
+        more = _more_calls(plan, [d for d in done if d.phase == "do"], offered)
+        if more:
+            return Step("more", more, _note("Plan: read what the results point to:", more))
+    if plan.promote_if_better is not None and "promote" not in phases:
+        work = [d for d in done if d.phase == "do"]
+        if any(d.code == DRY_RUN for d in work):
+            return Step(text=summarize(plan, done))
+        decision = promotion_decision(work)
+        if decision is None:
+            call = [("request_promotion", plan.promote_if_better)]
+            return Step("promote", call, _note(f"{promotion_reason(work)}: calling", call))
+        return Step(text=summarize(plan, done) + "\n" + decision)
+    return Step(text=summarize(plan, done))
+
+
+def _needs_check(plan: Plan, offered: set[str] | None) -> bool:
+    if offered is not None and any(name not in offered for name, _ in plan.calls):
+        return False
+    return plan.model is not None and any(writes(name) for name, _ in plan.calls)
+
+
+def _checks(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
+    name = plan.model or ""
+    calls = [("get_model", {"name": name, "version": v}) for v in plan.versions if v]
+    calls = calls or [("get_model", {"name": name})]
+    if plan.production:
+        calls.append(("get_deployment", {"name": name}))
+    return calls
+
+
+def _checked(plan: Plan) -> str:
+    versions = [f"v{v}" for v in plan.versions if v]
+    found = f"{plan.model} {' and '.join(versions)}".strip()
+    found += " exist" if len(versions) > 1 else " exists"
+    return found + (" and it is deployed in production." if plan.production else ".")
+
+
+def _note_check(plan: Plan) -> str:
+    lines = ["Plan:"]
+    for n, (name, args) in enumerate(_checks(plan), 1):
+        lines.append(f"  {n}. {name} {args_text(args)} (read: check before any write)")
+    lines.append("  then, if that holds:")
+    offset = len(lines) - 2
+    lines.extend(_lines(plan.calls, offset))
+    if plan.promote_if_better is not None:
+        lines.append(
+            f"  {offset + len(plan.calls) + 1}. request_promotion "
+            f"{args_text(plan.promote_if_better)} (write), only if the evaluation beats the "
+            "champion (or there is none)"
+        )
+    return "\n".join(lines)
+
+
+def _note(head: str, calls: list[tuple[str, dict[str, Any]]]) -> str:
+    return "\n".join([head, *_lines(calls, 0)])
+
+
+def _lines(calls: list[tuple[str, dict[str, Any]]], offset: int) -> list[str]:
+    return [
+        f"  {offset + n}. {name} {args_text(args)} ({'write' if writes(name) else 'read'})"
+        for n, (name, args) in enumerate(calls, 1)
+    ]
+
+
+def _more_calls(
+    plan: Plan, work: list[Done], offered: set[str] | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Reads that follow from the first results: a review's evidence (the version's latest
+    promotion request, its validation records), a deployment's state."""
+    if plan.intent == "deployment_status":
+        listed = next((d for d in work if d.name == "list_deployments" and d.ok), None)
+        model = next((d for d in work if d.name == "get_model" and d.ok), None)
+        if listed and model and model.output["name"] in listed.output.get("deployments", []):
+            return [("get_deployment", {"name": model.output["name"]})]
+        return []
+    if plan.intent != "review":
+        return []
+    model = next((d for d in work if d.name == "get_model" and d.ok), None)
+    listed = next((d for d in work if d.name == "list_approvals" and d.ok), None)
+    if model is None:
+        return []
+    approvals = [
+        a
+        for a in (listed.output.get("approvals", []) if listed else [])
+        if a["model_name"] == model.output["name"] and a.get("action") != "rollback_production"
+    ]
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for version in model.output.get("versions", [])[-REVIEW_VERSIONS:]:
+        ver = version["version"]
+        if _may_read(VALIDATIONS_TOOL, offered):  # the state-DB verdicts, not the tag mirror
+            calls.append((VALIDATIONS_TOOL, {"name": version["name"], "version": ver}))
+        mine = [a for a in approvals if a["version"] == ver]
+        if mine:
+            latest = max(mine, key=lambda a: a.get("created_at") or "")
+            calls.append(("get_approval", {"approval_id": latest["id"]}))
+        elif not _may_read(VALIDATIONS_TOOL, offered):
+            evaluation = version.get("tags", {}).get("validation_evaluation_id")
+            if evaluation:
+                calls.append(("get_evaluation", {"evaluation_id": evaluation}))
+    return calls
+
+
+def _may_read(tool: str, offered: set[str] | None) -> bool:
+    from tools.base import load_catalog
+
+    return tool in load_catalog() and (offered is None or tool in offered)
+
+
 class OfflinePlanner:
     """Plays the model's part in the role agent graph without an LLM."""
 
@@ -324,170 +319,38 @@ class OfflinePlanner:
         on_text: Callable[[str], None] | None = None,
     ) -> LLMResponse:
         start = max(i for i, m in enumerate(messages) if m["role"] == "user")
-        plan = plan_message(messages[start]["content"])
-        after = messages[start + 1 :]
-        turns = sum(1 for m in after if m["role"] == "assistant")
-        if turns == 1 and plan.promote_if_better is not None:
-            decision = _promotion_decision(after)
-            if decision is None:
-                args = fit_args("request_promotion", plan.promote_if_better)
-                call = ToolCall(
-                    id=f"plan_{start}_promote", name="request_promotion", arguments=json.dumps(args)
-                )
-                return LLMResponse(
-                    "The candidate beats the champion: requesting promotion.",
-                    [call],
-                    "tool_calls",
-                    None,
-                )
-            return self._text(summarize(plan, after) + "\n" + decision, "stop", on_text)
-        if not turns:
-            if plan.calls:
-                calls = [
-                    ToolCall(
-                        id=f"plan_{start}_{i}",
-                        name=name,
-                        arguments=json.dumps(
-                            args if plan.intent == "tool" else fit_args(name, args)
-                        ),
-                    )
-                    for i, (name, args) in enumerate(plan.calls)
-                ]
-                note = "Plan: " + ", ".join(name for name, _ in plan.calls)
-                return LLMResponse(note, calls, "tool_calls", None)
-            return self._text(plan.message, UNSUPPORTED, on_text)
-        return self._text(summarize(plan, after), "stop", on_text)
-
-    @staticmethod
-    def _text(text: str, reason: str, on_text: Callable[[str], None] | None) -> LLMResponse:
-        if on_text is not None:
-            on_text(text)
-        return LLMResponse(text, [], reason, None)
+        offered = {t["function"]["name"] for t in tools} if tools else None
+        plan = plan_message(messages[start]["content"], offered)
+        step = next_step(plan, _done(messages[start + 1 :]), offered)
+        if step.calls is None:
+            if on_text is not None:
+                on_text(step.text)
+            return LLMResponse(step.text, [], step.reason, None)
+        calls = [
+            ToolCall(
+                id=f"plan_{start}_{step.phase}_{i}",
+                name=name,
+                arguments=json.dumps(args if plan.intent == "tool" else fit_args(name, args)),
+            )
+            for i, (name, args) in enumerate(step.calls)
+        ]
+        if on_text is not None:  # streaming (chat): the plan is shown as it is decided
+            on_text(step.note + "\n")
+        return LLMResponse(step.note, calls, "tool_calls", None)
 
 
-# Summaries ----------------------------------------------------------------------------------
-def _promotion_decision(after: list[dict[str, Any]]) -> str | None:
-    """None when the evaluation says the candidate beats the champion (or there is none);
-    otherwise why no promotion is requested."""
-    result = _load(next((m["content"] for m in after if m["role"] == "tool"), ""))
-    if not result.get("ok"):
-        return "Not requesting promotion: the evaluation failed."
-    out = result.get("output") or {}
-    comparison = out.get("comparison")
-    if comparison is None or comparison.get("verdict") == "better":
-        return None
-    return (
-        f"Not requesting promotion: v{out['version']} does not beat champion "
-        f"v{out['champion_version']} ({comparison['verdict']}: {comparison['reason']})."
-    )
-
-
-def summarize(plan: Plan, after: list[dict[str, Any]]) -> str:
-    """Plain sentences over the tool results that follow the plan's tool calls."""
-    calls = [tc for m in after if m["role"] == "assistant" for tc in m.get("tool_calls") or []]
+def _done(after: list[dict[str, Any]]) -> list[Done]:
+    """The calls made so far for this request, with their phase (from the call ids)."""
     results = {m["tool_call_id"]: m["content"] for m in after if m["role"] == "tool"}
-    lines, outputs = [], []
-    for tc in calls:
-        name = tc["function"]["name"]
-        result = _load(results.get(tc["id"], ""))
-        outputs.append(result)
-        lines.append(_describe(name, result))
-    if plan.intent == "compare" and all(r.get("ok") for r in outputs) and len(outputs) == 2:
-        lines.append(_comparison(outputs[0]["output"], outputs[1]["output"]))
-    return "\n".join(lines)
-
-
-def _load(content: str) -> dict[str, Any]:
-    try:
-        value = json.loads(content)
-    except json.JSONDecodeError:
-        return {"ok": False, "error": {"code": "unreadable", "message": content[:300]}}
-    return value if isinstance(value, dict) else {"ok": False, "error": {"message": str(value)}}
-
-
-def _metrics(metrics: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())) or "no metrics"
-
-
-def _describe(tool: str, result: dict[str, Any]) -> str:
-    if not result.get("ok"):
-        err = result.get("error") or {}
-        hint = f" Hint: {err['hint']}" if err.get("hint") else ""
-        return f"{tool} failed ({err.get('code', 'error')}): {err.get('message', '')}{hint}"
-    out = result.get("output") or {}
-    try:
-        return _describe_output(tool, out)
-    except (KeyError, TypeError, AttributeError):
-        # The tool's output changed shape: show it as it is rather than a wrong summary.
-        return f"{tool}: " + json.dumps(out, default=str)[:800]
-
-
-def _describe_output(tool: str, out: dict[str, Any]) -> str:
-    if tool == "list_models":
-        models = out.get("models", [])
-        if not models:
-            return "No registered models."
-        return f"{len(models)} registered model(s): " + "; ".join(
-            f"{m['name']} (latest v{m['latest_version']}, {m['versions']} versions"
-            + (f", aliases {m['aliases']}" if m.get("aliases") else "")
-            + ")"
-            for m in models
-        )
-    if tool == "get_model":
-        return "; ".join(
-            f"{out['name']} v{v['version']}: aliases {v['aliases'] or 'none'}, "
-            f"{v['honesty'].get('implementation_status', 'no implementation_status')}, "
-            f"validation {v['tags'].get('validation_status', 'none')}"
-            for v in out.get("versions", [])
-        )
-    if tool == "evaluate_model":
-        ds = out["dataset"]
-        return (
-            f"{out['name']} v{out['version']} on {Path(ds['path']).name} ({out['n']} rows): "
-            f"{_metrics(out['metrics'])}"
-        )
-    if tool == "record_validation":
-        why = f" ({'; '.join(out['reasons'])})" if out["reasons"] else ""
-        return f"QA verdict on {out['name']} v{out['version']}: {out['verdict']}{why}"
-    if tool == "request_promotion":
-        failed = [g["message"] for g in out.get("gates", []) if not g.get("passed")]
-        text = f"promotion {out['status']}: {out['message']}"
-        if failed:
-            text += " Failed gates: " + "; ".join(failed)
-        if out.get("approve_command"):
-            text += f" An approver runs: {out['approve_command']}"
-        return text
-    if tool == "get_deployment":
-        gw = out.get("gateway") or {}
-        where = gw.get("url") if gw.get("running") else "gateway not running"
-        return (
-            f"{out['name']}: live versions {out['live_versions'] or 'none'}, revision "
-            f"{out['revision']}, strategy {out['strategy']}, {where}"
-        )
-    if tool == "rollback_deployment":
-        return (
-            f"{out['name']} rolled back: revision {out['revision']}, live versions "
-            f"{out['live_versions']}"
-        )
-    if tool == OPTIMIZE_TOOL:
-        kept = f"registered as v{out['version']}" if out.get("registered") else "not registered"
-        return (
-            f"optimized {out['name']} v{out['source_version']}: adopted {out['adopted']} "
-            f"({out['reason']}); {kept}"
-        )
-    if tool == "list_approvals":
-        items = out.get("approvals", [])
-        if not items:
-            return "No approval requests."
-        return f"{len(items)} approval request(s): " + "; ".join(
-            f"{a['id']} {a['model_name']} v{a['version']} {a['status']}" for a in items
-        )
-    return f"{tool}: " + json.dumps(out, default=str)[:800]
-
-
-def _comparison(a: dict[str, Any], b: dict[str, Any]) -> str:
-    parts = []
-    for metric in sorted(set(a["metrics"]) & set(b["metrics"])):
-        x, y = a["metrics"][metric], b["metrics"][metric]
-        parts.append(f"{metric} v{a['version']} {x:.4f} vs v{b['version']} {y:.4f} ({y - x:+.4f})")
-    return "Comparison: " + ("; ".join(parts) or "no metric measured on both")
+    done = []
+    for m in after:
+        for tc in (m.get("tool_calls") or []) if m["role"] == "assistant" else []:
+            parts = tc["id"].split("_")
+            phase = parts[2] if len(parts) == 4 and parts[0] == "plan" else "do"
+            try:
+                args = json.loads(tc["function"]["arguments"] or "{}")
+            except json.JSONDecodeError:
+                args = {}
+            result = load_result(results.get(tc["id"], ""))
+            done.append(Done(phase, tc["function"]["name"], args, result))
+    return done

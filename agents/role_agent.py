@@ -32,6 +32,10 @@ UNSUPPORTED = "unsupported"
 PLANNER_NAME = "offline-planner"
 # Statuses a run ends with; "running" only while the graph is inside the loop.
 OK_STATUSES = ("done", "pending_approval")
+# Exit status of a run the offline planner did not act on (it needs an LLM or a documented
+# phrasing); the error code of a writing call a dry run did not make.
+NEEDS_LLM_EXIT = 5
+DRY_RUN = "dry_run"
 
 Event = dict[str, Any]
 
@@ -110,6 +114,8 @@ class RunContext:
     on_event: Callable[[Event], None] | None = None
     handoff: HandoffFn | None = None
     handoff_targets: list[str] = field(default_factory=list)
+    # A dry run makes no call that writes (nor a hand-off): each is answered "dry_run".
+    dry_run: bool = False
 
     def emit(self, event: Event) -> None:
         if self.on_event is not None:
@@ -210,6 +216,16 @@ class RoleAgentGraph:
             # in the thread, and let the caller report it (exit 1 at the CLI).
             return {"status": "llm_error", "error": exc.to_dict(), "steps": steps + 1}
         update: AgentState = {"messages": [reply.to_message()], "steps": steps + 1}
+        if reply.tool_calls and reply.content and not ctx.stream:
+            # What the model says it will do, before its calls run (streamed text is shown).
+            ctx.emit(
+                {
+                    "type": "plan",
+                    "profile": ctx.actor.name,
+                    "depth": state.get("depth", 0),
+                    "text": reply.content,
+                }
+            )
         if not reply.tool_calls:
             update["answer"] = reply.content or "(the model returned an empty answer)"
             update["status"] = UNSUPPORTED if reply.finish_reason == UNSUPPORTED else "done"
@@ -237,7 +253,9 @@ class RoleAgentGraph:
                 }
             )
             hop = None
-            if name == HANDOFF_TOOL and ctx.handoff is not None:
+            if ctx.dry_run and self._writes(name):
+                result = _dry_run(name)
+            elif name == HANDOFF_TOOL and ctx.handoff is not None:
                 result, hop = ctx.handoff(ctx, state, tc["id"], raw)
             else:
                 # A handoff the run does not offer (depth limit) reaches the dispatcher, which
@@ -260,6 +278,10 @@ class RoleAgentGraph:
                 answer=_pending_answer(pending),
             )
         return update
+
+    def _writes(self, name: str) -> bool:
+        tool = self.dispatcher.catalog.get(name)
+        return name == HANDOFF_TOOL or (tool is not None and tool.side_effect != "read")
 
     def _build(self):  # noqa: ANN202
         from langgraph.graph import END, START, StateGraph
@@ -405,6 +427,20 @@ def _skipped(name: str) -> ToolResult:
     )
 
 
+def _dry_run(name: str) -> ToolResult:
+    from tools.base import ToolError
+
+    return ToolResult(
+        ok=False,
+        tool=name,
+        error=ToolError(
+            code=DRY_RUN,
+            message=f"not called: this is a dry run and {name} writes",
+            hint="Run again without --dry-run to make this call.",
+        ),
+    )
+
+
 def _tool_message(call_id: str, result: ToolResult) -> dict[str, Any]:
     content = json.dumps(result.for_model(), default=str)
     if len(content) > MAX_TOOL_RESULT_CHARS:
@@ -446,11 +482,13 @@ def citations(result: dict[str, Any]) -> list[str]:
 def exit_code(result: dict[str, Any]) -> int:
     """The CLI exit status of a run (see docs/agents.md)."""
     status = result["status"]
+    if status == UNSUPPORTED:
+        return NEEDS_LLM_EXIT
     if status not in OK_STATUSES:
         return 1
     if result.get("model") == PLANNER_NAME:
         # A deterministic plan has no model to recover from an error: report the first one.
         for c in result.get("tool_calls", []):
-            if not c["ok"]:
+            if not c["ok"] and c["code"] != DRY_RUN:
                 return exit_code_for(c["code"])
     return 0

@@ -47,7 +47,10 @@ DEFAULT_MAX_DEPTH = 2
 # Offline routing: the first rule that matches names the profile (else ml-engineer).
 _ROUTES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(validat|verif|qa\b|quality|test)", re.I), "qa-tester"),
-    (re.compile(r"\b(design|architect|review|pull request|pr\b)", re.I), "architect"),
+    (
+        re.compile(r"\b(design|architect|review|pull request|pr\b|runbook|document)", re.I),
+        "architect",
+    ),
     (
         re.compile(r"\b(roll\s*-?\s*back|deploy|rollout|serving|gateway|health)", re.I),
         "mlops-engineer",
@@ -180,12 +183,15 @@ class AgentSystem:
         thread_id: str | None = None,
         on_event: Callable[[Event], None] | None = None,
         stream: bool = False,
+        dry_run: bool = False,
+        route: RouteDecision | None = None,
     ) -> dict[str, Any]:
-        """Run ``profile`` (or ``supervisor``: route first) on a request for ``user``."""
+        """Run ``profile`` (or ``supervisor``: route first, unless ``route`` is the decision
+        already made) on a request for ``user``; ``dry_run``: make no call that writes."""
         req = request if isinstance(request, AgentRequest) else parse_request(request)
-        route = None
-        if profile == SUPERVISOR and SUPERVISOR not in self.policy.profiles:
+        if route is None and profile == SUPERVISOR and SUPERVISOR not in self.policy.profiles:
             route = self.route(req, user)
+        if route is not None:
             profile = route.profile
             if on_event is not None:
                 on_event({"type": "route", "profile": profile, "reason": route.reason})
@@ -194,8 +200,10 @@ class AgentSystem:
         detail = {"thread_id": thread_id, "model": model.name}
         if route is not None:
             detail["routed_by"] = f"supervisor ({route.by}): {route.reason}"[:500]
+        if dry_run:
+            detail["dry_run"] = True
         actor = self.launch(profile, user, detail)
-        ctx = self._context(actor, model, 0, [profile], on_event, stream)
+        ctx = self._context(actor, model, 0, [profile], on_event, stream, dry_run=dry_run)
         result = self.graph.run(
             ctx,
             thread_id=thread_id,
@@ -207,6 +215,7 @@ class AgentSystem:
         result["citations"] = citations(result)
         result["usage"] = self.usage.snapshot()
         result["route"] = asdict(route) if route else None
+        result["dry_run"] = dry_run
         return result
 
     def _context(
@@ -217,6 +226,8 @@ class AgentSystem:
         chain: list[str],
         on_event: Callable[[Event], None] | None,
         stream: bool,
+        *,
+        dry_run: bool = False,
     ) -> RunContext:
         targets = self.handoff_targets(actor, chain) if depth < self.max_depth else []
         specs = list(self._tool_specs(actor))
@@ -235,6 +246,7 @@ class AgentSystem:
             on_event=on_event,
             handoff=self._handoff,
             handoff_targets=targets,
+            dry_run=dry_run,
         )
 
     def _tool_specs(self, actor: Actor) -> list[dict[str, Any]]:

@@ -140,6 +140,10 @@ def test_promotion_is_executed_once_then_superseded(registered):
         agent, "request_rollback", {"name": name, "to_version": "1", "reason": "latency"}
     )
     assert rt.services.deployments.current(name).live_versions == ["2"]
+    twice = rt.dispatcher.call_or_raise(
+        agent, "request_rollback", {"name": name, "to_version": "1", "reason": "latency"}
+    )
+    assert twice["already_requested"] and twice["approval_id"] == asked["approval_id"]
     rb = rt.services.approvals.get(asked["approval_id"])
     assert rb.action == "rollback_production" and rb.requested_by == "alice"
     with pytest.raises(PermissionDenied):  # the person it acted for cannot approve it

@@ -354,6 +354,7 @@ class RequestRollbackOutput(BaseModel):
     expires_at: str
     approvers: list[str]
     show_command: str
+    already_requested: bool = False
 
 
 @tool(permission="rollback:request", side_effect="write")
@@ -365,6 +366,20 @@ def request_rollback(call: CallContext, args: RequestRollbackInput) -> RequestRo
     if current is None:
         raise Conflict(f"{args.name} has no production deployment to roll back")
     version = deployments.rollback_choice(args.name, to_version=args.to_version, target=PRODUCTION)
+    approvers = services.policy.approvers()
+    for open_req in services.approvals.list(ApprovalStatus.PENDING, model_name=args.name):
+        # The same rollback already waits for a person: point at it rather than ask twice.
+        if open_req.action == ROLLBACK and open_req.version == version:
+            return RequestRollbackOutput(
+                approval_id=open_req.id,
+                name=args.name,
+                to_version=version,
+                evidence_hash=open_req.evidence_hash,
+                expires_at=open_req.expires_at.isoformat(),
+                approvers=[a for a in approvers if a != open_req.requested_by],
+                show_command=f"agent approvals show {open_req.id}",
+                already_requested=True,
+            )
     earlier = services.approvals.executed_for(args.name, version)
     evidence = {
         "rollback": {

@@ -1,5 +1,10 @@
-"""``agent chat PROFILE``: a conversation with a role agent; tokens stream as they arrive and
-the history is kept in the thread (``--thread`` to come back to it). ``/exit`` leaves."""
+"""``agent chat [PROFILE]``: a conversation with a role agent; tokens stream as they arrive and
+the history is kept in the thread (``--thread`` to come back to it). ``/exit`` leaves.
+
+Without PROFILE the supervisor routes every line to the profile it fits (among those the
+person may launch); each routed profile keeps its own thread, ``THREAD.PROFILE``, so a later
+line for the same profile continues its conversation.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ EXIT_WORDS = ("/exit", "/quit")
 
 
 @click.command("chat")
-@click.argument("profile")
+@click.argument("profile", required=False)
 @as_option
 @thread_option
 @max_steps_option
@@ -33,26 +38,32 @@ EXIT_WORDS = ("/exit", "/quit")
 @click.pass_context
 def chat(
     ctx: click.Context,
-    profile: str,
+    profile: str | None,
     as_user: str | None,
     thread_id: str | None,
     max_steps: int,
     llm_timeout: float,
     llm_retries: int,
 ) -> None:
-    """Chat with agent PROFILE as --as USER; /exit (or end of input) leaves."""
+    """Chat with agent PROFILE (default: the supervisor routes each line) as --as USER;
+    /exit (or end of input) leaves."""
     import uuid
 
+    from agents.planner import parse_request
+    from agents.supervisor import SUPERVISOR
     from core.errors import InvalidInput
 
     system = agent_system(
         ctx, llm_timeout=llm_timeout, llm_retries=llm_retries, max_steps=max_steps
     )
     user = user_of(ctx, as_user)
+    profile = profile or SUPERVISOR
+    routed = profile == SUPERVISOR and SUPERVISOR not in system.policy.profiles
     thread_id = thread_id or f"agt-{uuid.uuid4().hex[:12]}"
     model = system.llm_config()
     where = model.endpoint if model.is_configured() else "offline planner (no LLM configured)"
-    click.echo(f"{profile} for {user.name} · thread {thread_id} · {where}. /exit to leave.")
+    how = " (routes each line; one thread per profile)" if routed else ""
+    click.echo(f"{profile} for {user.name} · thread {thread_id}{how} · {where}. /exit to leave.")
     show = event_printer(stream_text=True)
     # Text streamed after the last tool result is the final answer, already on screen.
     final_text: list[str] = []
@@ -74,13 +85,26 @@ def chat(
             continue
         final_text.clear()
         try:
-            result = system.run(
-                profile, line, user=user, thread_id=thread_id, on_event=on_event, stream=True
-            )
+            if routed:
+                request = parse_request(line)
+                decision = system.route(request, user)
+                result = system.run(
+                    SUPERVISOR,
+                    request,
+                    user=user,
+                    thread_id=f"{thread_id}.{decision.profile}",
+                    on_event=on_event,
+                    stream=True,
+                    route=decision,
+                )
+            else:
+                result = system.run(
+                    profile, line, user=user, thread_id=thread_id, on_event=on_event, stream=True
+                )
         except InvalidInput as exc:
             # One bad line should not end the conversation; a denial or a bug still does.
             click.echo(f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""))
             continue
         click.echo("")
-        shown = result["status"] == "done" and bool(final_text)
+        shown = result["status"] in ("done", "unsupported") and bool(final_text)
         render_result(result, answer_shown=shown, footer=False)

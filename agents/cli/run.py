@@ -1,8 +1,11 @@
-"""``agent run PROFILE --input JSON|TEXT``: one request to a role agent (or ``supervisor``).
+"""``agent run PROFILE --input JSON|TEXT [--dry-run]``: one request to a role agent (or
+``supervisor``).
 
-Exit status: 0 answered or stopped at a human approval; 2 bad input; 3 denied; 4 not found
-(offline plans report their first failed tool call this way); 1 LLM endpoint failure, max
-steps, or a request the offline planner cannot handle.
+Exit status (docs/agents.md): 0 answered, stopped at a human approval, or a dry run's plan
+shown; 2 bad input; 3 denied; 4 not found (offline plans report their first failed tool call
+this way: an unknown model, a missing version, nothing deployed); 5 the offline planner did not
+act (the request needs an LLM or one of the phrasings it lists); 1 LLM endpoint failure, max
+steps, or another tool failure.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def event_printer(*, stream_text: bool) -> Callable[[dict[str, Any]], None]:
                 click.echo(event["text"], nl=False)
         elif kind == "route":
             click.echo(f"supervisor -> {event['profile']}: {event['reason']}")
+        elif kind == "plan":
+            click.echo(f"{pad}{event['profile']}: " + event["text"].replace("\n", f"\n{pad}"))
         elif kind == "tool_call":
             click.echo(f"{pad}{event['profile']} -> {event['tool']} {event['arguments'][:160]}")
         elif kind == "tool_result":
@@ -92,7 +97,8 @@ def render_result(
 
     c = console()
     head = f"{result['profile']} ({result['role']}) for {result['on_behalf_of']}"
-    c.print(f"[bold]{result['status']}[/bold] · {head} · {result['model']}")
+    dry = " · dry run (nothing that writes was called)" if result.get("dry_run") else ""
+    c.print(f"[bold]{result['status']}[/bold] · {head} · {result['model']}{dry}")
     if result["status"] == "llm_error":
         err = result["error"] or {}
         click.echo(f"Error: {err.get('message', '')}", err=True)
@@ -100,6 +106,9 @@ def render_result(
             click.echo(f"Hint: {err['hint']}", err=True)
         _print_transcript(result["transcript"])
     elif not answer_shown:
+        if result["status"] == "pending_approval":
+            for line in results_before_stop(result):
+                click.echo(line)
         click.echo(result["answer"])
     cited = citations(result)
     if cited:
@@ -108,6 +117,31 @@ def render_result(
             click.echo(f"  {line}")
     if footer:
         click.echo(f"Thread: {result['thread_id']} (continue with --thread {result['thread_id']})")
+
+
+def results_before_stop(result: dict[str, Any]) -> list[str]:
+    """What a run found before it stopped at an approval (the stop's answer is about the
+    approval only): one line per successful call, existence checks and the request left out."""
+    from agents.planner_summary import describe, load_result
+
+    names = {
+        tc["id"]: tc["function"]["name"]
+        for m in result["transcript"]
+        if m["role"] == "assistant"
+        for tc in m.get("tool_calls") or []
+    }
+    lines = []
+    for m in result["transcript"]:
+        call_id = m.get("tool_call_id", "")
+        name = names.get(call_id)
+        if m["role"] != "tool" or name in (None, "request_promotion", "handoff"):
+            continue
+        if "_check_" in call_id:
+            continue
+        found = load_result(m["content"])
+        if found.get("ok"):
+            lines.append(describe(name, found))
+    return lines
 
 
 def _print_transcript(messages: list[dict[str, Any]]) -> None:
@@ -133,6 +167,11 @@ def _print_transcript(messages: list[dict[str, Any]]) -> None:
 @as_option
 @thread_option
 @json_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan only: reads run, no call that writes is made (nor a hand-off).",
+)
 @max_steps_option
 @llm_timeout_option
 @llm_retries_option
@@ -144,6 +183,7 @@ def run(
     as_user: str | None,
     thread_id: str | None,
     as_json: bool,
+    dry_run: bool,
     max_steps: int,
     llm_timeout: float,
     llm_retries: int,
@@ -162,6 +202,7 @@ def run(
         user=user_of(ctx, as_user),
         thread_id=thread_id,
         on_event=None if as_json else event_printer(stream_text=False),
+        dry_run=dry_run,
     )
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str))
