@@ -38,6 +38,8 @@ bench: install
 	$(PY) benchmarks/optimizer.py
 	$(PY) benchmarks/serving.py
 	$(PY) benchmarks/agent_overhead.py
+	$(PY) benchmarks/drift.py
+	$(PY) benchmarks/cli.py
 
 clean:
 	rm -rf .modelops .pytest_cache .ruff_cache

@@ -50,6 +50,12 @@ WORKFLOW_PRINCIPALS: dict[str, frozenset[str]] = {
     "approval-executor": frozenset(
         {"registry:read", "approvals:read", "deploy:read", "deploy:production", "deploy:rollback"}
     ),
+    # The monitoring policy (thresholds.yaml ``monitoring.auto_rollback``): rolls production
+    # back to an earlier approved version when the live version breaches an SLO. Its tool
+    # measures the breach itself from the prediction log; no caller supplies it.
+    "monitoring-policy": frozenset(
+        {"registry:read", "approvals:read", "deploy:read", "deploy:rollback"}
+    ),
 }
 
 

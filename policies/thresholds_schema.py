@@ -17,9 +17,13 @@ def validate_thresholds(data: Any, source: str = "thresholds.yaml") -> dict[str,
     problems: list[str] = []
     if not isinstance(data, dict):
         raise InvalidInput(f"{source}: expected a mapping at the top level")
-    extra = set(data) - {"default", "models"}
+    extra = set(data) - {"default", "models", "monitoring"}
     if extra:
         problems.append(f"unknown keys {sorted(extra)}")
+    if "monitoring" in data:  # the monitoring policy (policies/monitoring_rules.py)
+        from policies.monitoring_rules import validate_monitoring
+
+        problems += validate_monitoring(data["monitoring"])
     default = data.get("default")
     if not isinstance(default, dict):
         problems.append("default must be a mapping")
