@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from core.errors import InvalidInput
-from core.honesty import HONESTY_FIELDS
+from core.honesty import CLAIMED_METRICS_TAG, HONESTY_FIELDS, VERSION_LABEL_TAG
 
 NAME_MAX_LENGTH = 128
 # Without anchors, so other patterns (``NAME@alias``, ``NAME/3``) can embed it.
@@ -87,7 +87,10 @@ RESERVED_TAG_PREFIXES = (
     "evidence_",
 )
 # Honesty keys are reserved too: they come from the ``honesty`` argument of registration.
-RESERVED_TAG_KEYS = frozenset({"artifact_sha256", *HONESTY_FIELDS})
+# So are the registrant's semantic version (checked unique per model) and claimed metrics.
+RESERVED_TAG_KEYS = frozenset(
+    {"artifact_sha256", *HONESTY_FIELDS, CLAIMED_METRICS_TAG, VERSION_LABEL_TAG}
+)
 
 
 def is_reserved_tag(key: str) -> bool:

@@ -70,6 +70,10 @@ class ModelVersionInfo(BaseModel):
     version_label: str | None = None
     # Numbers the registrant supplied: claimed, not measured (evaluations measure).
     claimed_metrics: dict[str, float] = {}
+    # False for an external model (an LLM fine-tuned at a provider's API, core.finetuning):
+    # it has no artifact here, so nothing loads, evaluates or serves it; ``serving_note`` says why.
+    servable: bool = True
+    serving_note: str = ""
 
     @property
     def ref(self) -> str:
@@ -115,7 +119,33 @@ def version_info(
         created_at_ms=created_at_ms,
         version_label=tags.get(VERSION_LABEL_TAG),
         claimed_metrics=claimed_metrics_of(tags),
+        servable=tags.get(MODEL_KIND_TAG) != EXTERNAL_LLM,
+        serving_note=external_serving_note(tags),
     )
+
+
+MODEL_KIND_TAG = "model_kind"
+EXTERNAL_LLM = "external_llm"
+
+
+def external_serving_note(tags: dict[str, str]) -> str:
+    """Why an external version cannot be loaded or served here ('' for our own models)."""
+    if tags.get(MODEL_KIND_TAG) != EXTERNAL_LLM:
+        return ""
+    return (
+        f"external LLM {tags.get('external_model_id', '?')} (fine-tuned at "
+        f"{tags.get('external_provider', 'its provider')}): it has no artifact in this "
+        "registry, so the gateway cannot load or serve it and the evaluator cannot score it; "
+        "call it through its provider's API"
+    )
+
+
+def _require_servable(info: ModelVersionInfo) -> None:
+    if not info.servable:
+        raise InvalidInput(
+            f"{info.ref} is not servable here: {info.serving_note}",
+            hint=f"See `agent models show {info.name}`; external models run at their provider.",
+        )
 
 
 class ModelRegistry:
@@ -443,10 +473,12 @@ class ModelRegistry:
         """The model directory, after checking it against the registered manifest. For
         handing to external tools (``mlflow models serve``) only: they read the files again,
         so in-process loading goes through ``verified_files`` / ``load`` instead."""
+        _require_servable(info)
         return verify_artifact(info.artifact_uri, info.artifact_sha256, ref=info.ref)
 
     def verified_files(self, info: ModelVersionInfo) -> dict[str, bytes]:
         """The version's model files, each read once and checked against the manifest."""
+        _require_servable(info)
         return read_verified(info.artifact_uri, info.artifact_sha256, ref=info.ref)
 
     def load(self, name: str, version: str | int) -> Any:

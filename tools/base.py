@@ -97,8 +97,15 @@ def tool(
 def load_catalog() -> dict[str, Tool]:
     """Import every tool module so the catalog is complete."""
     from tools import (  # noqa: F401
+        abtest_tools,
+        byom_tools,
+        data_tools,
         deployment_tools,
         evaluation_tools,
+        experiment_tools,
+        feature_tools,
+        finetune_tools,
+        monitoring_tools,
         optimizer_tools,
         promotion_tools,
         registry_tools,

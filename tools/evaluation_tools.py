@@ -105,7 +105,7 @@ def load_scorer(services: Services, name: str, version: str) -> Scorer:
     """A version's model, deserialized from its digest-checked bytes (read once): skops for
     scikit-learn versions; ONNX Runtime for ONNX versions (from optimize_model), with the
     feature order of the version they came from."""
-    from core.artifacts import artifact_runtime
+    from core.artifacts import artifact_runtime, input_columns
 
     reg = services.registry
     info = reg.get(name, version)
@@ -116,8 +116,9 @@ def load_scorer(services: Services, name: str, version: str) -> Scorer:
 
         predictor = OnnxPredictor(onnx_bytes(files, ref=info.ref))
         source = info.tags.get("optimized_from")
-        features = None
-        if source:
+        # The signature's columns (registered ONNX files, newer exports), else the source's.
+        features = list(input_columns(files) or []) or None
+        if features is None and source:
             src = reg.load_sklearn(info.name, source)
             features = list(getattr(src, "feature_names_in_", [])) or None
         return Scorer(features, lambda X: predictor.predict(X.to_numpy(dtype="float32")))
@@ -126,7 +127,7 @@ def load_scorer(services: Services, name: str, version: str) -> Scorer:
     model = sklearn_from_bytes(files, ref=info.ref)
     has_proba = hasattr(model, "predict_proba")
     return Scorer(
-        list(getattr(model, "feature_names_in_", [])) or None,
+        list(getattr(model, "feature_names_in_", [])) or list(input_columns(files) or []) or None,
         lambda X: (model.predict(X), model.predict_proba(X) if has_proba else None),
     )
 

@@ -156,7 +156,7 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
             "parity_rows_source": Path(rows_source).name,
         }
     )
-    for key in ("dataset_digest", "dataset_name"):
+    for key in ("dataset_digest", "dataset_name", "label_column"):
         if key in info.tags:
             tags[key] = info.tags[key]
     metrics = {}
@@ -168,6 +168,9 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
     run_id = reg.log_onnx_run(
         onnx_bytes,
         n_features=report.n_features,
+        # The source's pyfunc input (its column names and order), so @champion consumers of
+        # mlflow.pyfunc keep working when the champion moves to this ONNX artifact.
+        signature=_source_signature(reg, info, report.n_features),
         run_name=f"{name}-v{info.version}-{report.adopted}",
         tags=tags,
         artifacts=[Path(report.report_path)],
@@ -197,6 +200,20 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
         report=report.report_path,
         rows_source=rows_source,
     )
+
+
+def _source_signature(reg: Any, info: Any, n_features: int) -> Any:
+    """The source version's MLflow signature when it names ``n_features`` inputs, else None."""
+    from core.onnx_logging import signature_of
+
+    sig = signature_of(reg.verified_files(info))
+    if sig is None:
+        return None
+    specs = sig.inputs.inputs
+    if sig.inputs.is_tensor_spec():  # a row-vector input: the same shape, whatever its dtype
+        shape = specs[0].shape if len(specs) == 1 else ()
+        return sig if len(shape) == 2 and shape[1] == n_features else None
+    return sig if len(specs) == n_features else None
 
 
 def _existing_child(reg: Any, info: Any, goal: str) -> OptimizeModelOutput | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from core.artifacts import (  # noqa: F401 - read_verified and artifact_flavors re-exported
     artifact_flavors,
     artifact_runtime,
+    input_columns,
     onnx_bytes,
     read_verified,
     sklearn_from_bytes,
@@ -36,6 +37,11 @@ class VersionStats:
 
     requests: int = 0
     server_errors: int = 0
+    # 4xx caused by this version's own input contract (feature count, input dtype's range):
+    # another version may have accepted the request. A client's malformed JSON is not here.
+    rejected: int = 0
+    # Model calls that missed the gateway's deadline (answered 504).
+    timeouts: int = 0
     latency_sum: float = 0.0
     latency_buckets: list[int] = field(default_factory=list)
     shadow_requests: int = 0
@@ -52,10 +58,15 @@ class LoadedVersion:
     dtype: type
     predict: PredictFn
     stats: VersionStats
+    # The signature's input column names in model order (None: row vectors only), and each
+    # name's position, computed once so a named-column request is a few dict lookups.
+    columns: tuple[str, ...] | None = None
     inline: bool = field(init=False)  # answered on the event loop (µs-scale model calls)
+    column_index: dict[str, int] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.inline = self.runtime in INLINE_RUNTIMES
+        self.column_index = {c: i for i, c in enumerate(self.columns)} if self.columns else None
 
     @property
     def honesty_compliant(self) -> bool:
@@ -75,14 +86,22 @@ def load_version(served: ServedVersion, *, intra_op_threads: int = 1) -> LoadedV
     stats = VersionStats()
     runtime = artifact_runtime(files)
     if runtime == "onnxruntime":
-        return _load_onnx(served, onnx_bytes(files, ref=ref), stats, intra_op_threads)
+        loaded = _load_onnx(served, onnx_bytes(files, ref=ref), stats, intra_op_threads)
+        return _with_columns(loaded, input_columns(files))
     if runtime == "sklearn":
-        return _load_sklearn(served, files, stats)
+        return _with_columns(_load_sklearn(served, files, stats), input_columns(files))
     raise InvalidInput(
         f"{ref} has neither an ONNX nor a scikit-learn flavor "
         f"(flavors: {sorted(artifact_flavors(files))})",
         hint="The gateway serves models registered by ModelRegistry or the optimize_model tool.",
     )
+
+
+def _with_columns(loaded: LoadedVersion, columns: tuple[str, ...] | None) -> LoadedVersion:
+    """The version with its signature's column names, when they match its feature count."""
+    if not columns or len(columns) != loaded.n_features:
+        return loaded
+    return replace(loaded, columns=columns)
 
 
 def _load_onnx(
@@ -112,6 +131,8 @@ def _load_sklearn(
     has_proba = hasattr(model, "predict_proba")
 
     def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        return model.predict(x), (model.predict_proba(x) if has_proba else None)
+        # XGBoost returns batch probabilities in Fortran order, which orjson cannot write.
+        proba = np.ascontiguousarray(model.predict_proba(x)) if has_proba else None
+        return model.predict(x), proba
 
     return LoadedVersion(served, "sklearn", int(model.n_features_in_), np.float64, predict, stats)
