@@ -90,6 +90,7 @@ def agent_system(rt: Any, **kwargs: Any) -> Any:
 _PATTERN_POOL = (
     "1",
     "apr-00000000",
+    "ab-00000000",
     "0" * 32,
     "0" * 64,
     f"{MISSING}@champion",
@@ -99,6 +100,7 @@ _PATTERN_POOL = (
 _KNOWN = {
     "name": MISSING,
     "version": "1",
+    "treatment_version": "2",  # an A/B test compares two different versions
     "dataset": "missing.csv",
     "thread_id": "thread-that-does-not-exist",
 }

@@ -412,7 +412,10 @@ def check_gateway(
     """Is the gateway serving ``expect_revision`` and the candidate healthy on it?
 
     Waits up to ``wait_seconds`` for the gateway to pick the revision up (it polls the
-    state DB) and for the candidate to have answered ``min_requests`` requests.
+    state DB) and for the candidate to have answered ``min_requests`` requests *on that
+    revision* (a rollout step is judged on its own traffic). Failures are the candidate's
+    server errors, the 4xx its own input contract caused (not a client's malformed JSON) and
+    its timeouts. A candidate the gateway does not report is unhealthy, never "0 errors".
     """
     import httpx
 
@@ -433,25 +436,56 @@ def check_gateway(
                 reasons.append(
                     f"gateway serves revision {health.get('revision')}, not {expect_revision}"
                 )
-            cand = next(
-                (v for v in health.get("versions", []) if v["version"] == candidate_version), None
+            reasons += _candidate_problems(
+                health, candidate_version, max_error_rate=max_error_rate, min_requests=min_requests
             )
-            if cand is not None:
-                served = cand["requests"] + cand["server_errors"]
-                if cand["role"] == "shadow" and cand.get("shadow"):
-                    served = cand["shadow"]["requests"] + cand["shadow"]["errors"]
-                    errors = cand["shadow"]["errors"]
-                else:
-                    errors = cand["server_errors"]
-                if served < min_requests:
-                    reasons.append(
-                        f"v{candidate_version} answered {served} requests, fewer than {min_requests}"
-                    )
-                elif served and errors / served > max_error_rate:
-                    reasons.append(
-                        f"v{candidate_version} failed {errors} of {served} requests "
-                        f"({errors / served:.1%} > {max_error_rate:.1%})"
-                    )
         if not reasons or time.monotonic() >= deadline:
             return HealthVerdict(healthy=not reasons, reasons=reasons, health=health)
         time.sleep(0.1)
+
+
+_REVISION_COUNTS = ("requests", "server_errors", "rejected", "timeouts")
+
+
+def _candidate_problems(
+    health: dict[str, Any], version: str, *, max_error_rate: float, min_requests: int
+) -> list[str]:
+    """Why the candidate is not (yet) healthy on the revision /health reports; [] if it is."""
+    versions = health.get("versions") or []
+    cand = next((v for v in versions if v.get("version") == version), None)
+    rev = health.get("revision")
+    if cand is None:
+        serving = ", ".join(f"v{v.get('version')}" for v in versions) or "no version"
+        return [
+            f"v{version} is not among the versions the gateway reports at revision {rev} "
+            f"({serving}), so it has no health to judge"
+        ]
+    counts = cand.get("this_revision")
+    if not isinstance(counts, dict) or not all(
+        isinstance(counts.get(k), int) for k in _REVISION_COUNTS
+    ):
+        return [
+            f"the gateway reports no per-revision counts for v{version} (a reload in "
+            "progress, or a gateway older than this check: restart it)"
+        ]
+    if cand.get("role") == "shadow":
+        failures = counts.get("shadow_errors") or 0
+        served = (counts.get("shadow_requests") or 0) + failures
+        kinds = f"{failures} mirrored calls failed"
+    else:
+        failures = counts["server_errors"] + counts["rejected"] + counts["timeouts"]
+        served = counts["requests"] + failures
+        kinds = (
+            f"{counts['server_errors']} server errors, {counts['rejected']} inputs it "
+            f"rejected, {counts['timeouts']} timeouts"
+        )
+    if served < min_requests:
+        return [
+            f"v{version} answered {served} requests on revision {rev}, fewer than {min_requests}"
+        ]
+    if served and failures / served > max_error_rate:
+        return [
+            f"v{version} failed {failures} of {served} requests on revision {rev} "
+            f"({failures / served:.1%} > {max_error_rate:.1%}: {kinds})"
+        ]
+    return []
