@@ -314,7 +314,7 @@ class Policy(_Strict):
     def _denial(self, actor: Actor, permission: str) -> str:
         if permission == APPROVE_PERMISSION:
             if actor.kind != ActorKind.HUMAN:
-                return "agents can never approve"
+                return "only people approve: no agent or workflow ever holds approvals:decide"
             return f"{actor.name} is not a listed approver"
         if actor.kind == ActorKind.AGENT:
             if permission in AGENT_NEVER:

@@ -170,7 +170,11 @@ def test_llm_engineer_hands_validation_to_qa_and_stops_at_the_approval(
     assert approval.requested_by == "alice" and approval.requested_via == "agent ml-engineer (Engineer) for alice"
     assert rt.services.registry.alias_version(name, "champion") is None
     entries = [e for e in reversed(rt.services.audit.entries()) if e["seq"] > before]
-    by_agents = [(e["actor"], e["action"]) for e in entries if e["actor_kind"] == "agent"]
+    by_agents = [
+        (e["actor"], e["action"])
+        for e in entries
+        if e["actor_kind"] == "agent" and e["outcome"] != "intent"
+    ]
     assert by_agents[:3] == [
         ("ml-engineer", "evaluate_model"),
         ("ml-engineer", "handoff"),
@@ -178,6 +182,9 @@ def test_llm_engineer_hands_validation_to_qa_and_stops_at_the_approval(
     ]
     # request_promotion is logged when it returns, after the workflow's own steps.
     assert by_agents[-1] == ("ml-engineer", "request_promotion")
-    assert ("ml-engineer", "open_approval_request") in by_agents
+    # The request itself is opened by the workflow principal, never by the agent.
+    assert ("ml-engineer", "open_approval_request") not in by_agents
+    opened = [e for e in entries if e["action"] == "open_approval_request" and e["outcome"] == "ok"]
+    assert [(e["actor"], e["on_behalf_of"]) for e in opened] == [("promotion-workflow", "alice")]
     assert all(e["on_behalf_of"] == "alice" for e in entries if e["actor_kind"] == "agent")
     assert not [e for e in entries if e["action"] in ("decide_approval", "promote_model")]

@@ -49,7 +49,9 @@ def test_canary_steps_and_rollback_under_load_fail_no_request(env):
                 "version": cand,
                 "strategy": "canary",
                 "traffic_percentage": 10,
-                "approval_id": approve(rt, MODEL, cand, "bob"),
+                "approval_id": approve(
+                    rt, MODEL, cand, "bob", plan={"strategy": "canary", "steps": [10, 50, 100]}
+                ),
             },
         )
         phases = [(out["revision"], {base: 90.0, cand: 10.0})]

@@ -101,14 +101,16 @@ def test_onnx_and_sklearn_versions_answer_with_honesty_labels_and_metrics(env):
         for a, b in zip(fast["probabilities"], sk["probabilities"], strict=True)
     )
     metrics = httpx.get(f"{url}/metrics").text
+    model = f'model_name="{MODEL}"'
     assert (
-        f'predictions_total{{implementation_status="IMPLEMENTED",model_version="{env.versions["rf_onnx"]}"}} 1.0'
-        in metrics
+        f'modelops_predictions_total{{implementation_status="IMPLEMENTED",{model},'
+        f'model_version="{env.versions["rf_onnx"]}"}} 1.0' in metrics
     )
-    assert "prediction_latency_seconds_bucket" in metrics
-    # No QA verdict on these versions: their responses count as missing a label.
-    assert "missing_honesty_labels_total 2.0" in metrics
-    assert "honesty_compliant_responses_total 0.0" in metrics
+    assert "modelops_prediction_latency_seconds_bucket" in metrics
+    # No QA verdict on record for these versions: their responses say so (UNVALIDATED, from
+    # the state DB, never a tag), which is a complete, honest label.
+    assert sk["validation_status"] == fast["validation_status"] == "UNVALIDATED"
+    assert f"modelops_honesty_compliant_responses_total{{{model}}} 2.0" in metrics
 
 
 def test_shadow_answers_from_the_primary_and_logs_both_predictions(env):
@@ -228,6 +230,7 @@ def test_a_tampered_artifact_is_refused_and_the_old_table_keeps_serving(env):
     good = env.versions["lr_onnx"]
     rt, dana, url = _staging(env, "tamper", good)
     # A fresh copy of the ONNX LR (so other tests' versions stay intact), then tampered.
+    # Another goal than the shared one: the same goal would return the existing child.
     fresh = rt.dispatcher.call_or_raise(
         dana,
         "optimize_model",
@@ -235,8 +238,10 @@ def test_a_tampered_artifact_is_refused_and_the_old_table_keeps_serving(env):
             "model_id": f"{MODEL}/{env.versions['lr']}",
             "dataset": str(env.holdout_csv),
             "benchmark_seconds": 0.05,
+            "target": "throughput",
         },
     )
+    assert fresh["registered"] and not fresh["existing"], fresh
     info = rt.services.registry.get(MODEL, fresh["version"])
     onnx_file = local_path(info.artifact_uri) / "model.onnx"
     onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")

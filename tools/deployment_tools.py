@@ -53,13 +53,20 @@ class DeploymentOutput(BaseModel):
 
 
 def gateway_health(url: str) -> dict[str, Any]:
-    import httpx
+    # urllib, not httpx: `agent deploy status` is a read command, and httpx alone costs
+    # ~0.1 s to import (benchmarks/cli.py). A 503 still carries the gateway's JSON.
+    import json
+    import urllib.error
+    import urllib.request
 
     try:
-        r = httpx.get(f"{url}/health", timeout=3.0)
-    except httpx.HTTPError as exc:
+        with urllib.request.urlopen(f"{url}/health", timeout=3.0) as r:  # noqa: S310 - our URL
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return json.loads(exc.read())
+    except (OSError, TimeoutError) as exc:  # URLError is an OSError
         return {"status": "unreachable", "error": str(exc)}
-    return r.json()
 
 
 @tool(permission="deploy:read", side_effect="read")
@@ -346,6 +353,10 @@ class AbortRolloutInput(DeploymentInput):
 def abort_rollout(call: CallContext, args: AbortRolloutInput) -> RolloutOutput:
     """Abort the rollout in progress: the routes it started from come back in one revision."""
     services = call.services
+    if call.actor.kind == ActorKind.WORKFLOW:
+        # Automatic principals act only on an approved request or a written policy's rule,
+        # neither of which is an abort: a person decides that.
+        raise ApprovalRequired(f"{call.actor.describe()} does not abort rollouts; a person does")
     rollout = services.deployments.rollouts.abort(
         args.name, actor=call.actor.describe(), target=args.target, reason=args.reason
     )
