@@ -41,6 +41,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_db_template: Pa
         "MODELOPS_GRAPHS_DB",
         "MODELOPS_TOKEN",
         "MODELOPS_POLICIES_DIR",
+        "MODELOPS_SERVER",
     ):
         monkeypatch.delenv(var, raising=False)
     # No personal token file from the developer's own config.

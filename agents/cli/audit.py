@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from agents.cli.common import as_option, console, emit, human, json_option, runtime
+from agents.cli.common import as_option, console, emit, human, json_option, runtime, server_client
 from core.errors import InvalidInput
 from policies.audit_trail import build_trail
 
@@ -28,6 +28,8 @@ def _reader(ctx: click.Context, as_user: str | None):  # noqa: ANN202
     """The runtime, once the person may read the audit (deploy:read or approvals:read)."""
     rt = runtime(ctx)
     actor = human(ctx, as_user)
+    if server_client(ctx) is not None:
+        return rt  # server mode: the control plane checks the permission
     policy = rt.services.policy
     if not policy.authorize(actor, "deploy:read").allowed:
         policy.require(actor, "approvals:read")
@@ -47,7 +49,12 @@ def _reader(ctx: click.Context, as_user: str | None):  # noqa: ANN202
 def verify_cmd(ctx: click.Context, anchor: str | None, as_user: str | None, as_json: bool) -> None:
     """Check every entry's hash and link, their order from seq 1, and the head. Exit 1 if not."""
     rt = _reader(ctx, as_user)
-    result = rt.services.audit.check(anchor=_parse_anchor(anchor))
+    if server_client(ctx) is not None:
+        from policies.audit_check import AuditCheck
+
+        result = AuditCheck(**rt.audit_check(_parse_anchor(anchor)))
+    else:
+        result = rt.services.audit.check(anchor=_parse_anchor(anchor))
 
     def render(r: dict[str, Any]) -> None:
         c = console()
@@ -164,6 +171,9 @@ def trail_cmd(
 ) -> None:
     """Who registered, evaluated, validated, approved and deployed MODEL VERSION, in order."""
     rt = _reader(ctx, as_user)
+    if server_client(ctx) is not None:
+        emit(rt.audit_trail(model, version, include_reads), as_json, render_trail)
+        return
     catalog = rt.dispatcher.catalog
 
     def is_read(entry: dict[str, Any]) -> bool:

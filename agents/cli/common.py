@@ -22,8 +22,23 @@ as_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+def server_client(ctx: click.Context):  # noqa: ANN201
+    """Server mode (--server URL / MODELOPS_SERVER): the control-plane client, else None."""
+    obj = ctx.find_root().obj
+    if not obj.get("server"):
+        return None
+    if "remote" not in obj:
+        from agents.server.client import RemoteClient
+
+        obj["remote"] = RemoteClient.from_cli(obj["server"])
+        ctx.find_root().call_on_close(obj["remote"].close)
+    return obj["remote"]
+
+
 def runtime(ctx: click.Context):  # noqa: ANN201
     obj = ctx.find_root().obj
+    if obj.get("server"):
+        return server_client(ctx)  # stands in for the few direct runtime uses (run_decided)
     if "runtime" not in obj:
         from agents.runtime import build_runtime
         from core.settings import load_settings
@@ -37,6 +52,8 @@ def human(ctx: click.Context, name: str | None):  # noqa: ANN201
     token file; authenticated), else the claimed name, if the policy's identity mode allows."""
     from agents.cli.identity import resolve_cli_human
 
+    if (remote := server_client(ctx)) is not None:
+        return remote.human(name)  # the server resolves the person from the token
     rt = runtime(ctx)
     return resolve_cli_human(rt.services, name or rt.settings.user)[0]
 
@@ -44,6 +61,8 @@ def human(ctx: click.Context, name: str | None):  # noqa: ANN201
 def call(
     ctx: click.Context, actor, tool: str, args: dict[str, Any] | None = None
 ) -> dict[str, Any]:  # noqa: ANN001
+    if (remote := server_client(ctx)) is not None:
+        return remote.call_tool(tool, args or {})
     return runtime(ctx).dispatcher.call_or_raise(actor, tool, args)
 
 
@@ -64,10 +83,27 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
+# Lines as long as a table needs when stdout is a pipe or a file: never an id cut to fit.
+PIPE_WIDTH = 4000
+
+
 def console():  # noqa: ANN201
+    """A terminal gets its own width; a pipe gets whole rows (scripts and grep read them)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(
+        highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH
+    )
+
+
+def table(*columns: str):  # noqa: ANN201
+    """A rich table whose cells fold onto more lines in a narrow terminal, never cut to '…'."""
+    from rich.table import Table
+
+    t = Table()
+    for name in columns:
+        t.add_column(name, overflow="fold")
+    return t
 
 
 def is_interactive() -> bool:

@@ -29,12 +29,30 @@ COMMANDS = {
     ),
     "deploy": ("agents.cli.deploy", "deploy", "Deployment status, rollback and gateway control."),
     "predict": ("agents.cli.predict", "predict", "Ask a deployed model for a prediction."),
+    "monitor": (
+        "agents.cli.monitor",
+        "monitor",
+        "Drift, estimated/realized performance, SLOs and alerts: report | watch | alerts.",
+    ),
     "tool": ("agents.cli.tool", "tool", "Call any typed tool with JSON input (scripts)."),
     "eval": ("agents.cli.eval", "eval_group", "Evaluate model versions; show stored reports."),
     "workflow": ("agents.cli.workflow", "workflow", "Run a named workflow with JSON input."),
+    "data": ("agents.cli.data", "data", "Validate, sanitize and split dataset files."),
+    "features": (
+        "agents.cli.features",
+        "features",
+        "Feature store: push, get (point in time), search, views.",
+    ),
+    "experiments": ("agents.cli.experiments", "experiments", "Tracked runs: list, show, compare."),
+    "finetune": (
+        "agents.cli.finetune",
+        "finetune",
+        "Fine-tuning jobs at an OpenAI-compatible API: create, status, cancel, register.",
+    ),
     "run": ("agents.cli.run", "run", "Run a role agent on one request (LLM or offline planner)."),
     "chat": ("agents.cli.chat", "chat", "Chat with a role agent; history kept per thread."),
     "agents": ("agents.cli.agents_cmd", "agents", "Agent profiles: role, trust level and tools."),
+    "review": ("agents.cli.review", "review", "Review a diff, git range or GitHub PR (MLOps checks)."),
     "policy": (
         "agents.cli.policy_cmd",
         "policy",
@@ -50,6 +68,7 @@ COMMANDS = {
         "whoami",
         "Who you are: person, role, token or claim, permissions, policy digest.",
     ),
+    "serve": ("agents.cli.serve", "serve", "Serve the team control plane: API, chat, console."),
 }
 
 
@@ -77,8 +96,14 @@ class LazyGroup(click.Group):
     help="State directory (default ./.modelops).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option(
+    "--server",
+    metavar="URL",
+    envvar="MODELOPS_SERVER",
+    help="Talk to a control plane (`agent serve`) with your token instead of the local home.",
+)
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, home: str | None, debug: bool, server: str | None) -> None:
     """ModelOps Agents: role agents that run a real ML model lifecycle under policies,
     with a human approval on every production promotion.
 
@@ -89,6 +114,7 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
     ctx.obj["debug"] = debug
+    ctx.obj["server"] = server
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,414 @@
+"""Control-plane benchmark, side by side in one run, on loopback only.
+
+1. A read (``list_models``) three ways at 1, 4 and 16 concurrent clients: straight through the
+   dispatcher in this process; ``GET /models`` on ``agent serve`` (a separate process, keep-alive
+   connections, bearer token); the CLI in server mode (``agent --server URL models list``, one
+   process per call).
+2. A chat turn (the scripted LLM calls ``list_models``, then answers): ``POST
+   /v1/chat/completions`` vs ``agent run``'s own code path (``AgentSystem.run``) in a process
+   of its own, as ``agent run`` is, with its start-up left out (the whole ``agent run``
+   process, mostly imports, and ``AgentSystem.run`` inside the LLM server's process are shown
+   for reference).
+
+Targets: the API adds ≤ 2 ms p50 over the direct call at concurrency 1; ≥ 500 reads/s at 16
+clients; the chat endpoint's p50 ≤ 1.10 × agent run's.
+
+Set-up: a temp MODELOPS_HOME with the two quickstart models registered and a personal token
+for alice; the scripted OpenAI-compatible server from tests/fakes on 127.0.0.1. Everything is
+bounded by counts and timeouts and the server is stopped at the end.
+
+Run: .venv/bin/python benchmarks/control_plane.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CONCURRENCY = (1, 4, 16)
+TARGET_ADDED_MS = 2.0
+TARGET_RPS = 500.0
+TARGET_CHAT_RATIO = 1.10
+QUESTION = "Which models do we have?"
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load(call: Callable[[], None], clients: int, total: int) -> tuple[list[float], float]:
+    """``total`` calls spread over ``clients`` threads: (latencies in s, wall time in s)."""
+    per = [total // clients + (i < total % clients) for i in range(clients)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients + 1)
+
+    def worker(n: int) -> None:
+        mine = []
+        start.wait()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            call()
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in per]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join(timeout=600)
+    return latencies, time.perf_counter() - t0
+
+
+class Http:
+    """One keep-alive connection per client thread."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port, self.headers = port, {"Authorization": f"Bearer {token}"}
+        self.local = threading.local()
+
+    def get(self, path: str) -> bytes:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("GET", path, headers=self.headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"GET {path} -> {resp.status}: {body[:300]!r}")
+        return body
+
+    def post(self, path: str, payload: dict) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        conn.request(
+            "POST",
+            path,
+            body=json.dumps(payload),
+            headers={**self.headers, "Content-Type": "application/json"},
+        )
+        resp = conn.getresponse()
+        body = resp.read()
+        conn.close()
+        if resp.status != 200:
+            raise SystemExit(f"POST {path} -> {resp.status}: {body[:300]!r}")
+        return json.loads(body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Fewer calls (a smoke run).")
+    args = parser.parse_args()
+    scale = 0.25 if args.quick else 1.0
+    reads = {c: max(c * 4, int(n * scale)) for c, n in ((1, 400), (4, 800), (16, 2000))}
+    cli_calls = {c: max(c, int(n * scale)) for c, n in ((1, 8), (4, 16), (16, 32))}
+    chat_turns = max(5, int(30 * scale))
+
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    with tempfile.TemporaryDirectory(prefix="modelops-bench-cp-") as tmp:
+        work = Path(tmp)
+        home = work / "home"
+        for k in [k for k in os.environ if k.startswith("MODELOPS_") or k.startswith("OPENAI_")]:
+            os.environ.pop(k)
+        os.environ.update(MODELOPS_HOME=str(home), XDG_CONFIG_HOME=str(work / "config"))
+        os.chdir(work)
+        run_benchmark(work, reads, cli_calls, chat_turns)
+
+
+def run_benchmark(work: Path, reads: dict, cli_calls: dict, chat_turns: int) -> None:
+    from agents.llm import LLMConfig
+    from agents.runtime import build_runtime
+    from agents.supervisor import AgentSystem
+    from core.settings import load_settings
+    from core.training import load_breast_cancer_split, train_quickstart_models
+    from policies.tokens import create_token
+    from tests.fakes.models import register_models
+    from tests.fakes.openai_server import ScriptedOpenAIServer
+
+    progress("set-up: training and registering the two quickstart models…")
+    rt = build_runtime(load_settings())
+    data = load_breast_cancer_split()
+    register_models(rt, data, train_quickstart_models(data))
+    s = rt.services
+    alice = s.policy.human("alice", authenticated=True)
+    token, _ = create_token(s.tokens, s.policy, s.audit, s.policy.human("alice"), "alice")
+
+    llm = ScriptedOpenAIServer().start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": llm.base_url,
+        "OPENAI_API_KEY": "sk-bench",
+        "PYTHONPATH": str(ROOT),
+    }
+    script = Path(sys.executable).parent / "agent"
+    agent = [str(script)] if script.exists() else [sys.executable, "-m", "agents.cli.main"]
+    progress(f"set-up: agent serve on 127.0.0.1:{port}…")
+    server = subprocess.Popen(
+        [*agent, "serve", "--port", str(port), "--chat-rate", "0"],
+        env=env,
+        cwd=work,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        client = Http(port, token)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"agent serve did not start:\n{server.stderr.read()[-2000:]}")
+            time.sleep(0.2)
+        results = measure(rt, alice, client, agent, env, work, port, token, reads, cli_calls)
+        chat = measure_chat(
+            rt, alice, client, llm, agent, env, work, chat_turns, AgentSystem, LLMConfig
+        )
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        llm.stop()
+    report(results, chat)
+
+
+def measure(rt, alice, client, agent, env, work, port, token, reads, cli_calls) -> dict:
+    def direct() -> None:
+        result = rt.dispatcher.call(alice, "list_models", {})
+        assert result.ok
+
+    def api() -> None:
+        client.get("/models")
+
+    cli_env = {**env, "MODELOPS_TOKEN": token, "MODELOPS_SERVER": f"http://127.0.0.1:{port}"}
+
+    def cli() -> None:
+        res = subprocess.run(
+            [*agent, "models", "list", "--json"],
+            env=cli_env,
+            cwd=work,
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        if res.returncode != 0:
+            raise SystemExit(f"agent --server models list failed: {res.stderr[-500:]!r}")
+
+    progress("warm-up…")
+    for _ in range(50):
+        direct()
+        api()
+    cli()
+    out: dict = {}
+    for c in CONCURRENCY:
+        progress(f"reads at {c} client(s): direct, GET /models, CLI server mode…")
+        out[("direct", c)] = load(direct, c, reads[c])
+        out[("api", c)] = load(api, c, reads[c])
+        out[("cli", c)] = load(cli, c, cli_calls[c])
+    return out
+
+
+DRIVER = """
+import json, sys, time
+from agents.llm import LLMConfig
+from agents.runtime import build_runtime
+from agents.supervisor import AgentSystem
+from core.settings import load_settings
+rt = build_runtime(load_settings())
+alice = rt.services.policy.human("alice", authenticated=True)
+system = AgentSystem(rt, llm_config=LLMConfig.from_env(settings=rt.settings))
+warm, n = int(sys.argv[1]), int(sys.argv[2])
+out = []
+for i in range(warm + n):
+    t0 = time.perf_counter()
+    result = system.run("ml-engineer", sys.argv[3], user=alice)
+    if result["status"] != "done":
+        raise SystemExit(result["status"])
+    if i >= warm:
+        out.append(time.perf_counter() - t0)
+system.close()
+print(json.dumps(out))
+"""
+
+
+def measure_chat(rt, alice, client, llm, agent, env, work, turns, AgentSystem, LLMConfig) -> dict:
+    def script(n: int = 1) -> None:
+        for _ in range(n):
+            llm.enqueue_tool_calls([{"name": "list_models", "arguments": {}}])
+            llm.enqueue_text("There is one registered model: breast-cancer-classifier.")
+
+    os.environ.update(OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-bench")
+    system = AgentSystem(rt, llm_config=LLMConfig.from_env(settings=rt.settings))
+    payload = {"model": "ml-engineer", "messages": [{"role": "user", "content": QUESTION}]}
+
+    def in_process() -> None:
+        script()
+        result = system.run("ml-engineer", QUESTION, user=alice)
+        assert result["status"] == "done", result["status"]
+
+    def endpoint() -> None:
+        script()
+        out = client.post("/v1/chat/completions", payload)
+        assert out["modelops"]["status"] == "done", out["modelops"]
+
+    def own_process(n: int) -> list[float]:
+        """AgentSystem.run in a process of its own, as `agent run` runs; start-up not timed."""
+        script(n + 2)
+        res = subprocess.run(
+            [sys.executable, "-c", DRIVER, "2", str(n), QUESTION],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
+        if res.returncode != 0:
+            raise SystemExit(f"the agent-run driver failed: {res.stderr[-800:]}")
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    def cli_run() -> None:
+        script()
+        res = subprocess.run(
+            [*agent, "run", "ml-engineer", "--input", QUESTION, "--as", "alice"],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            timeout=180,
+            stdin=subprocess.DEVNULL,
+        )
+        if res.returncode != 0:
+            raise SystemExit(f"agent run failed: {res.stderr[-500:]!r}")
+
+    progress(f"chat: {turns} turns each: agent run's path in its own process, the endpoint…")
+    for _ in range(3):
+        in_process()
+        endpoint()
+    inproc, api, own = [], [], []
+    rounds = 3
+    for _ in range(rounds):  # interleaved, so machine noise hits every path alike
+        own += own_process(max(1, turns // rounds))
+        for _ in range(max(1, turns // rounds)):
+            for fn, sink in ((endpoint, api), (in_process, inproc)):
+                t0 = time.perf_counter()
+                fn()
+                sink.append(time.perf_counter() - t0)
+    progress("chat: the whole `agent run` process, 3 runs (reference)…")
+    procs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        cli_run()
+        procs.append(time.perf_counter() - t0)
+    system.close()
+    return {"own_process": own, "endpoint": api, "in_process": inproc, "agent_run_process": procs}
+
+
+def report(results: dict, chat: dict) -> None:
+    print()
+    print(
+        f"Reads of list_models ({os.cpu_count()} cores; p50/p95 per call, throughput = calls/wall)"
+    )
+    print(f"{'path':28} {'clients':>7} {'calls':>6} {'p50 ms':>9} {'p95 ms':>9} {'reads/s':>9}")
+    p50: dict = {}
+    rps: dict = {}
+    for (path, c), (lat, wall) in results.items():
+        p50[(path, c)] = statistics.median(lat) * 1000
+        rps[(path, c)] = len(lat) / wall
+        name = {
+            "direct": "dispatcher (in process)",
+            "api": "GET /models",
+            "cli": "agent --server models list",
+        }[path]
+        print(
+            f"{name:28} {c:7d} {len(lat):6d} {p50[(path, c)]:9.2f} "
+            f"{percentile(lat, 0.95) * 1000:9.2f} {rps[(path, c)]:9.1f}"
+        )
+    added = p50[("api", 1)] - p50[("direct", 1)]
+    ratios = ", ".join(
+        f"c={c}: {p50[('api', c)] / p50[('direct', c)]:.2f}× p50, "
+        f"CLI {p50[('cli', c)] / p50[('api', c)]:.0f}× API"
+        for c in CONCURRENCY
+    )
+    print(f"ratios (API vs direct, CLI vs API): {ratios}")
+    base = statistics.median(chat["own_process"]) * 1000
+    ep = statistics.median(chat["endpoint"]) * 1000
+    ip = statistics.median(chat["in_process"]) * 1000
+    proc = statistics.median(chat["agent_run_process"]) * 1000
+    print()
+    print("Chat turn (scripted LLM: one list_models call, then the answer; p50/p95 per turn)")
+    print(f"{'path':50} {'turns':>6} {'p50 ms':>9} {'p95 ms':>9}")
+    for name, key in (
+        ("agent run: AgentSystem.run in a process of its own", "own_process"),
+        ("POST /v1/chat/completions", "endpoint"),
+        ("AgentSystem.run in the LLM server's own process", "in_process"),
+        ("agent run: the whole process, start-up included", "agent_run_process"),
+    ):
+        lat = chat[key]
+        print(
+            f"{name:50} {len(lat):6d} {statistics.median(lat) * 1000:9.2f} "
+            f"{percentile(lat, 0.95) * 1000:9.2f}"
+        )
+    ratio = ep / base
+    print(
+        f"ratio endpoint / agent run: {ratio:.3f} (/ in the LLM server's process: {ep / ip:.3f}; "
+        f"/ the whole agent run process: {ep / proc:.3f})"
+    )
+    checks = [
+        (
+            f"API adds ≤ {TARGET_ADDED_MS:g} ms p50 over direct at c=1 (adds {added:.2f} ms)",
+            added <= TARGET_ADDED_MS,
+        ),
+        (
+            f"≥ {TARGET_RPS:g} reads/s at 16 clients ({rps[('api', 16)]:.0f}/s)",
+            rps[("api", 16)] >= TARGET_RPS,
+        ),
+        (
+            f"chat endpoint ≤ {(TARGET_CHAT_RATIO - 1) * 100:.0f} % over agent run "
+            f"({(ratio - 1) * 100:+.1f} %)",
+            ratio <= TARGET_CHAT_RATIO,
+        ),
+    ]
+    print()
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    failed = sum(not ok for _, ok in checks)
+    print("PASS: every target met." if not failed else f"FAIL: {failed} target(s) missed.")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
