@@ -357,8 +357,8 @@ def test_production_seed_requests_runs_once_and_reports(env, tmp_path):
             "traffic_percentage": 10,
             "approval_id": canary_apr,
         },
-    ).error.code
-    assert code == "conflict"
+    ).error
+    assert code.code == "approval_required" and "superseded" in code.message
     assert deployments.current(MODEL).revision == back["revision"]
 
 
