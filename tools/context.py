@@ -13,6 +13,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.deployment import DeploymentService
+    from core.features import FeatureStore
     from core.registry import ModelRegistry
     from core.registry_view import RegistryView
     from policies.approvals import ApprovalService
@@ -53,6 +54,16 @@ class Services:
         from core.registry_view import open_registry_view
 
         return open_registry_view(self.settings.resolved_tracking_uri) or self.registry
+
+    @cached_property
+    def features(self) -> FeatureStore:
+        """The feature store: the Chroma server at ``chroma_url``, else the embedded store
+        under home/chroma (held by this process until it exits)."""
+        from core.features import FeatureStore
+
+        if self.settings.chroma_url:
+            return FeatureStore(url=self.settings.chroma_url)
+        return FeatureStore(self.settings.resolved_chroma_path)
 
     @cached_property
     def deployments(self) -> DeploymentService:

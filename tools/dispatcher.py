@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -9,8 +10,9 @@ from pydantic import ValidationError
 
 from core.errors import ModelOpsError, error_from_code
 from policies.rbac import Actor, ActorKind
-from tools.base import INTERNAL, Tool, ToolError, ToolResult, load_catalog
+from tools.base import CATALOG, INTERNAL, Tool, ToolError, ToolResult, load_catalog
 from tools.context import CallContext, Services
+from tools.index import tool_modules
 
 MAX_ARGS_BYTES = 64_000
 _AUDIT_ARGS_CHARS = 2000
@@ -19,7 +21,24 @@ _AUDIT_ARGS_CHARS = 2000
 class Dispatcher:
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.catalog = load_catalog()
+
+    @property
+    def catalog(self) -> dict[str, Tool]:
+        """Every catalog tool. Imports every tool module: a call imports only its own."""
+        return load_catalog()
+
+    def _find(self, name: str, *, internal: bool) -> Tool | None:
+        """The tool called ``name`` (an internal step only if ``internal``), importing just
+        the module that defines it; every module when the static index does not know it."""
+        module = tool_modules().get(name)
+        if module is not None:
+            importlib.import_module(module)
+        if name not in CATALOG and not (internal and name in INTERNAL):
+            load_catalog()
+        tool = CATALOG.get(name)
+        if tool is None and internal:
+            tool = INTERNAL.get(name)
+        return tool
 
     def tools_for(self, actor: Actor) -> list[Tool]:
         """The tools this actor's role may call: the only schemas an LLM is shown."""
@@ -37,9 +56,7 @@ class Dispatcher:
         """Run a catalog tool; ``internal=True`` also reaches workflow steps, for workflow
         principals only."""
         audit = self.services.audit
-        tool = self.catalog.get(name)
-        if tool is None and internal and actor.kind == ActorKind.WORKFLOW:
-            tool = INTERNAL.get(name)
+        tool = self._find(name, internal=internal and actor.kind == ActorKind.WORKFLOW)
         raw = args if isinstance(args, str) else json.dumps(args or {}, default=str)
         detail = {"args": raw[:_AUDIT_ARGS_CHARS]}
         if tool is None:

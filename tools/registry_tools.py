@@ -65,11 +65,16 @@ class RegisterModelOutput(BaseModel):
     dropped_tags: list[str] = Field(
         default=[], description="Reserved run tags (verdicts, approvals, digests) not copied."
     )
+    reference_profile: str = Field(
+        default="", description="The monitoring reference profile captured from the training data."
+    )
 
 
 @tool(permission="registry:write", side_effect="write")
 def register_model(call: CallContext, args: RegisterModelInput) -> RegisterModelOutput:
     """Register the model logged in an MLflow run as a new version, with honesty metadata."""
+    from tools.monitoring_tools import capture_at_registration
+
     info = call.services.registry.register_from_run(
         args.name, args.run_id, honesty=args.honesty, description=args.description
     )
@@ -79,6 +84,7 @@ def register_model(call: CallContext, args: RegisterModelInput) -> RegisterModel
         artifact_sha256=info.artifact_sha256,
         lineage=info.lineage,
         dropped_tags=info.dropped_tags,
+        reference_profile=capture_at_registration(call.services, info),
     )
 
 

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from agents.cli.common import as_option, console, human, parse_json_input, runtime
+from agents.cli.common import (
+    as_option,
+    console,
+    emit,
+    human,
+    json_option,
+    parse_json_input,
+    runtime,
+    table,
+)
 from core.errors import exit_code_for
 
 
@@ -18,24 +28,44 @@ def tool() -> None:
 @tool.command("list")
 @as_option
 @click.option("--all", "show_all", is_flag=True, help="Every tool, not only those you may call.")
+@json_option
 @click.pass_context
-def list_cmd(ctx: click.Context, as_user: str | None, show_all: bool) -> None:
+def list_cmd(ctx: click.Context, as_user: str | None, show_all: bool, as_json: bool) -> None:
     """Tools with permission and side-effect class."""
     rt = runtime(ctx)
     tools = (
         rt.dispatcher.catalog.values() if show_all else rt.dispatcher.tools_for(human(ctx, as_user))
     )
-    for t in sorted(tools, key=lambda t: t.name):
-        console().print(f"{t.name:28} {t.permission:20} {t.side_effect:8} {t.description}")
+    out = {
+        "tools": [
+            {
+                "name": t.name,
+                "permission": t.permission,
+                "side_effect": t.side_effect,
+                "description": t.description,
+            }
+            for t in sorted(tools, key=lambda t: t.name)
+        ]
+    }
+
+    def render(data: dict[str, Any]) -> None:
+        t = table("tool", "permission", "side effect", "description")
+        for row in data["tools"]:
+            t.add_row(row["name"], row["permission"], row["side_effect"], row["description"])
+        console().print(t if data["tools"] else "No tools you may call.")
+
+    emit(out, as_json, render)
 
 
 @tool.command("call")
 @click.argument("name")
 @click.option("--input", "raw", default="{}", help="Tool arguments as a JSON object.")
 @as_option
+@json_option
 @click.pass_context
-def call_cmd(ctx: click.Context, name: str, raw: str, as_user: str | None) -> None:
-    """Call tool NAME; prints the ToolResult as JSON (exit status follows the error code)."""
+def call_cmd(ctx: click.Context, name: str, raw: str, as_user: str | None, as_json: bool) -> None:
+    """Call tool NAME; prints the ToolResult as JSON, with or without --json (exit status
+    follows the error code)."""
     args = parse_json_input(raw)
     result = runtime(ctx).dispatcher.call(human(ctx, as_user), name, args)
     click.echo(json.dumps(result.for_model(), indent=2, default=str))

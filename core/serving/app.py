@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
+from core.monitoring.feedback import FeedbackError, parse_feedback
 from core.serving.metrics import observe, render
+from core.serving.named_input import NAMED_KEYS, named_features
 
 if TYPE_CHECKING:
     from core.serving.gateway import Gateway
@@ -35,10 +38,17 @@ wall_time = time.time
 
 
 class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 422, reason: str = "bad_input") -> None:
+    """A 4xx. ``by_model``: refused by the picked version's own input contract (its feature
+    count or input dtype), which another version might accept, so it counts against that
+    version's health; anything else (malformed JSON, wrong types) is the client's."""
+
+    def __init__(
+        self, message: str, status: int = 422, reason: str = "bad_input", *, by_model: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.by_model = by_model
 
 
 def _type_name(v: Any) -> str:
@@ -57,7 +67,7 @@ def _check_row(row: Any, i: int, n_features: int) -> None:
             f"row {i}: expected an array of {n_features} numbers, got {_type_name(row)}"
         )
     if len(row) != n_features:
-        raise BadRequest(f"row {i}: expected {n_features} features, got {len(row)}")
+        raise BadRequest(f"row {i}: expected {n_features} features, got {len(row)}", by_model=True)
     for v in row:
         t = type(v)
         if t is not float and t is not int:
@@ -65,16 +75,33 @@ def _check_row(row: Any, i: int, n_features: int) -> None:
             raise BadRequest(f"row {i}, feature {j}: expected a number, got {_type_name(row[j])}")
 
 
-def parse_features(body: Any, n_features: int, dtype: type) -> tuple[np.ndarray, bool, list]:
-    """``{"features": [x1..xn]}`` (one row) or ``{"features": [[...], ...]}`` (a batch).
+def _fits_float64(rows: list) -> bool:
+    """Whether the values are finite float64 numbers, i.e. a model with a wider input dtype
+    would take them (called on the error path only)."""
+    try:
+        return bool(np.isfinite(np.array(rows, dtype=np.float64)).all())
+    except (OverflowError, ValueError):
+        return False
+
+
+def parse_features(
+    body: Any, n_features: int, dtype: type, columns: dict[str, int] | None = None
+) -> tuple[np.ndarray, bool, list]:
+    """``{"features": [x1..xn]}`` (one row) or ``{"features": [[...], ...]}`` (a batch); or
+    named columns (``core.serving.named_input``), reordered by ``columns`` (name -> position).
 
     Returns the model input, whether it was a single row, and the parsed list (for the log).
     """
     if type(body) is not dict:
         raise BadRequest('body must be a JSON object with a "features" array')
     feats = body.get("features")
+    if feats is None and not NAMED_KEYS.isdisjoint(body):
+        feats = named_features(body, columns)
     if type(feats) is not list or not feats:
-        raise BadRequest('"features" must be a non-empty array of numbers, or an array of rows')
+        raise BadRequest(
+            '"features" must be a non-empty array of numbers, or an array of rows (or name the '
+            'columns: {"inputs": [{"col": value, ...}]} or {"columns": [...], "data": [[...]]})'
+        )
     single = type(feats[0]) is not list
     if single:
         _check_row(feats, 0, n_features)
@@ -89,13 +116,15 @@ def parse_features(body: Any, n_features: int, dtype: type) -> tuple[np.ndarray,
         x = np.array(rows, dtype=dtype)
     except (OverflowError, ValueError) as exc:
         raise BadRequest(
-            f"features are not representable as {np.dtype(dtype).name}: {exc}"
+            f"features are not representable as {np.dtype(dtype).name}: {exc}",
+            by_model=_fits_float64(rows),
         ) from exc
     if not np.isfinite(x).all():
         i, j = (int(k) for k in np.argwhere(~np.isfinite(x))[0])
         raise BadRequest(
             f"row {i}, feature {j}: NaN, infinity or a value outside the model's "
-            f"{np.dtype(dtype).name} range is not accepted"
+            f"{np.dtype(dtype).name} range is not accepted",
+            by_model=_fits_float64(rows),
         )
     return x, single, feats
 
@@ -141,6 +170,11 @@ class GatewayApp:
                     await self.predict(scope, receive, send)
                 else:
                     await self._error(send, 405, "method_not_allowed", "use POST /predict")
+            elif path == "/feedback":
+                if scope["method"] == "POST":
+                    await self.feedback(scope, receive, send)
+                else:
+                    await self._error(send, 405, "method_not_allowed", "use POST /feedback")
             elif path == "/health":
                 h = self.gw.health()
                 await _send_json(send, 200 if h["status"] == "ok" else 503, orjson.dumps(h))
@@ -174,7 +208,13 @@ class GatewayApp:
                 return
 
     async def _error(
-        self, send: Any, status: int, reason: str, message: str, t0: float | None = None
+        self,
+        send: Any,
+        status: int,
+        reason: str,
+        message: str,
+        t0: float | None = None,
+        served: Any = None,
     ) -> None:
         gw = self.gw
         gw.errors[reason] = gw.errors.get(reason, 0) + 1
@@ -186,8 +226,8 @@ class GatewayApp:
                     wall_time(),
                     next(gw.seq),
                     table.revision if table else None,
-                    None,
-                    "none",
+                    served.version if served is not None else None,  # the version's fault
+                    served.role if served is not None else "none",
                     status,
                     perf_counter() - t0,
                     None,
@@ -240,33 +280,80 @@ class GatewayApp:
             except orjson.JSONDecodeError as exc:
                 raise BadRequest(f"malformed JSON: {exc}", 400, "bad_json") from exc
             route = table.pick_sticky(key) if key else table.pick()
-            x, single, feats = parse_features(parsed, route.n_features, route.dtype)
+            x, single, feats = parse_features(
+                parsed, route.n_features, route.dtype, route.column_index
+            )
         except BadRequest as exc:
-            await self._error(send, exc.status, exc.reason, str(exc), t0)
+            if exc.by_model:  # raised by parse_features, after the pick: route is bound
+                route.stats.rejected += 1
+            await self._error(
+                send, exc.status, exc.reason, str(exc), t0, route.served if exc.by_model else None
+            )
             return
         served = route.served
         try:
             if route.inline:
                 labels, proba = route.predict(x)
             else:
-                labels, proba = await asyncio.get_running_loop().run_in_executor(
-                    None, route.predict, x
+                # Thread-run models answer within the deadline or count as a timeout (the
+                # thread finishes its call in the background; its result is dropped).
+                labels, proba = await asyncio.wait_for(
+                    asyncio.get_running_loop().run_in_executor(None, route.predict, x),
+                    gw.predict_timeout_s,
                 )
+        except TimeoutError:
+            route.stats.timeouts += 1
+            await self._error(
+                send,
+                504,
+                "timeout",
+                f"model v{served.version} did not answer within {gw.predict_timeout_s:g} s",
+                t0,
+                served,
+            )
+            return
         except Exception as exc:  # the model failed: answer 500, count and log it with the trace
             log.exception("v%s failed on a request", served.version)
             route.stats.server_errors += 1
             await self._error(
-                send, 500, "model_error", f"model v{served.version} failed: {exc}", t0
+                send, 500, "model_error", f"model v{served.version} failed: {exc}", t0, served
             )
             return
+        seq = next(gw.seq)
         payload, out = render_prediction(table.prefixes[served.version], labels, proba, single)
+        # The id POST /feedback joins a label (or an A/B outcome) to this prediction by.
+        payload = b'%s,"prediction_id":"%s-%d"}' % (payload[:-1], gw.id_prefix, seq)
         await _send_json(send, 200, payload)
         elapsed = perf_counter() - t0
         observe(route.stats, elapsed)
-        seq = next(gw.seq)
+        if key is not None:  # the A/B unit, logged as a hash (never the raw user key)
+            out["routing_key_hash"] = blake2b(key, digest_size=8).hexdigest()
         now = wall_time()
         gw.log.record(
             (now, seq, table.revision, served.version, served.role, 200, elapsed, feats, out, None)
         )
         if table.shadows:
             gw.shadow.submit(now, seq, table, x, feats, labels)
+
+    async def feedback(self, scope: dict, receive: Any, send: Any) -> None:
+        """``POST /feedback``: labels and A/B outcomes for earlier predictions (buffered; a
+        background thread writes them). Ids this gateway has not issued yet are refused."""
+        gw = self.gw
+        try:
+            body, _ = await self._read_body(scope, receive)
+            try:
+                items = parse_feedback(orjson.loads(body))
+            except orjson.JSONDecodeError as exc:
+                raise FeedbackError(f"malformed JSON: {exc}", 400) from exc
+        except (BadRequest, FeedbackError) as exc:
+            await _send_json(send, exc.status, orjson.dumps({"error": str(exc)}))
+            return
+        own, newest = gw.gateway_id + "-", next(gw.seq)
+        unknown = [i[0] for i in items if i[0].startswith(own) and int(i[0][len(own) :]) >= newest]
+        known = [i for i in items if i[0] not in unknown]
+        accepted = gw.feedback.record(known) if known else 0
+        status = 202 if known else 404
+        reply = {"accepted": accepted, "unknown_prediction_ids": unknown[:100]}
+        if not known:
+            reply["error"] = "no prediction with these ids was made by this gateway"
+        await _send_json(send, status, orjson.dumps(reply))

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from core.deployment import DeploymentRow, RevisionRow, ServedVersion
+from core.monitoring.feedback import FeedbackLog
 from core.serving.loader import LoadedVersion, load_version
 from core.serving.metrics import GatewayCollector, new_stats
 from core.serving.prediction_log import PredictionLog
@@ -35,6 +36,7 @@ from core.state import get_engine
 
 log = logging.getLogger("modelops.gateway")
 SHADOW_QUEUE = 10_000
+PREDICT_TIMEOUT_S = 10.0
 _LABEL_FIELDS = ("implementation_status", "accuracy_claim", "validation_status")
 
 
@@ -137,9 +139,16 @@ class Gateway:
         poll_seconds: float = 0.5,
         routes_file: Path | None = None,
         log_flush_seconds: float = 0.5,
+        predict_timeout_s: float = PREDICT_TIMEOUT_S,
     ) -> None:
         self.model_name = model_name
         self.target = target
+        # A thread-run model call that takes longer is answered 504 and counted against its
+        # version (inline ONNX calls are µs-scale and run to completion on the event loop).
+        self.predict_timeout_s = predict_timeout_s
+        # (revision, {id(stats): counters when that revision started serving}): what each
+        # version did on the current rollout step, since counters outlive revisions.
+        self._revision_base: tuple[int, dict[int, dict[str, int]]] | None = None
         self.engine = get_engine(state_db_url)
         self.poll_seconds = poll_seconds
         self.routes_file = routes_file
@@ -162,6 +171,11 @@ class Gateway:
             flush_seconds=log_flush_seconds,
         )
         self.shadow = ShadowMirror(self)
+        # POST /feedback: labels and A/B outcomes, joined to predictions by prediction_id.
+        self.feedback = FeedbackLog(
+            self.engine, model_name, target, flush_seconds=log_flush_seconds
+        )
+        self.id_prefix = self.gateway_id.encode()
         self.server_info: dict[str, str] = {}
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         self.metrics_registry.register(
@@ -214,13 +228,25 @@ class Gateway:
         labels = (*key, *(getattr(served, f) for f in _LABEL_FIELDS))
         if labels not in self._labelled:
             self._labelled[labels] = LoadedVersion(
-                served, base.runtime, base.n_features, base.dtype, base.predict, new_stats()
+                served,
+                base.runtime,
+                base.n_features,
+                base.dtype,
+                base.predict,
+                new_stats(),
+                base.columns,
             )
         shared = self._labelled[labels]
         if shared.served == served:
             return shared
         return LoadedVersion(
-            served, base.runtime, base.n_features, base.dtype, base.predict, shared.stats
+            served,
+            base.runtime,
+            base.n_features,
+            base.dtype,
+            base.predict,
+            shared.stats,
+            base.columns,
         )
 
     def refresh(self) -> bool:
@@ -258,6 +284,9 @@ class Gateway:
         for v in loaded_live + shadows:  # warm up: the first real request pays no lazy init
             v.predict(np.zeros((1, v.n_features), dtype=v.dtype))
         self.table = table
+        # Taken after the swap: a request the old table served is never counted for the new
+        # step (the few the new one serves in between are left out, never added).
+        self._revision_base = (revision, {id(v.stats): _counts(v.stats) for v in table.versions})
         self.last_reload_error = None
         self.reloads += 1
         log.info(
@@ -281,11 +310,13 @@ class Gateway:
         self._poller.start()
         self.log.start()
         self.shadow.start()
+        self.feedback.start()
 
     def stop_background(self) -> None:
         self._stop.set()
         self.shadow.stop()
         self.log.stop()
+        self.feedback.stop()
 
     # Reporting ------------------------------------------------------------------------
     def _extra_counters(self) -> dict[str, tuple[str, float]]:
@@ -315,8 +346,10 @@ class Gateway:
         versions = []
         if table is not None:
             weights = dict(zip((v.served.version for v in table.live), table.weights, strict=True))
+            base_rev, bases = self._revision_base or (None, {})
             for v in table.versions:
                 s, st = v.served, v.stats
+                now, base = _counts(st), bases.get(id(st))
                 versions.append(
                     {
                         "version": s.version,
@@ -328,6 +361,13 @@ class Gateway:
                         "honesty_compliant": v.honesty_compliant,
                         "requests": st.requests,
                         "server_errors": st.server_errors,
+                        "rejected": st.rejected,
+                        "timeouts": st.timeouts,
+                        # The same counters on the revision being served (None while a swap
+                        # is in progress): a rollout step is judged on these.
+                        "this_revision": {k: n - base[k] for k, n in now.items()}
+                        if base is not None and base_rev == table.revision
+                        else None,
                         "shadow": {
                             "requests": st.shadow_requests,
                             "errors": st.shadow_errors,
@@ -359,6 +399,17 @@ class Gateway:
             "server": self.server_info,
             "pid": os.getpid(),
         }
+
+
+def _counts(st: Any) -> dict[str, int]:
+    return {
+        "requests": st.requests,
+        "server_errors": st.server_errors,
+        "rejected": st.rejected,
+        "timeouts": st.timeouts,
+        "shadow_requests": st.shadow_requests,
+        "shadow_errors": st.shadow_errors,
+    }
 
 
 def _prefix(model_name: str, s: ServedVersion, revision: int) -> bytes:
@@ -398,6 +449,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--poll-seconds", type=float, default=0.5)
     p.add_argument(
+        "--predict-timeout",
+        type=float,
+        default=PREDICT_TIMEOUT_S,
+        help="Seconds a thread-run model call may take before the request is answered 504.",
+    )
+    p.add_argument(
         "--routes-file",
         type=Path,
         default=None,
@@ -409,6 +466,8 @@ def main(argv: list[str] | None = None) -> None:
     for flag, value in (("--model", args.model), ("--target", args.target)):
         if not is_valid_name(value):
             p.error(f"{flag} {value!r}: letters, digits, '.', '_' or '-' (at most 128)")
+    if not args.predict_timeout > 0:
+        p.error(f"--predict-timeout {args.predict_timeout}: must be a positive number of seconds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # A feature beyond float32's range becomes inf on conversion, which parse_features then
     # rejects with a message; numpy's own overflow warning would only add noise per request.
@@ -421,6 +480,7 @@ def main(argv: list[str] | None = None) -> None:
         target=args.target,
         poll_seconds=args.poll_seconds,
         routes_file=args.routes_file,
+        predict_timeout_s=args.predict_timeout,
     )
     gateway.refresh()
     opts = server_options()
