@@ -167,7 +167,10 @@ def test_llm_engineer_hands_validation_to_qa_and_stops_at_the_approval(
     assert len(scripted_llm.chat_requests) == 5
     approval = rt.services.approvals.get(result["pending_approval"]["approval_id"])
     assert approval.status.value == "pending"
-    assert approval.requested_by == "alice" and approval.requested_via == "agent ml-engineer (Engineer) for alice"
+    assert (
+        approval.requested_by == "alice"
+        and approval.requested_via == "agent ml-engineer (Engineer) for alice"
+    )
     assert rt.services.registry.alias_version(name, "champion") is None
     entries = [e for e in reversed(rt.services.audit.entries()) if e["seq"] > before]
     by_agents = [

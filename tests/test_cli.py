@@ -99,7 +99,9 @@ def test_quickstart_non_interactive_then_approve_command_deploys_and_predict_ans
     )
     assert " --as alice --evidence-hash " in line
     show = next(
-        ln.strip() for ln in res.stdout.splitlines() if ln.strip().startswith("agent approvals show")
+        ln.strip()
+        for ln in res.stdout.splitlines()
+        if ln.strip().startswith("agent approvals show")
     )
     shown = agent(*show.split()[1:], "--json")
     assert shown.returncode == 0 and json.loads(shown.stdout)["evidence_hash"] == line.split()[-1]
@@ -140,7 +142,9 @@ def test_deploy_commands_go_through_audited_tools(home):
     from core.settings import load_settings
 
     entries = [
-        e for e in build_runtime(load_settings()).services.audit.entries() if e["outcome"] != "intent"
+        e
+        for e in build_runtime(load_settings()).services.audit.entries()
+        if e["outcome"] != "intent"
     ]
     assert [(e["action"], e["actor"], e["decision"]) for e in reversed(entries)] == [
         ("stop_gateway", "alice", "allowed"),

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from core.experiments.train import TrackedTraining
 from core.names import NAME_PATTERN
 from tools.base import ToolInput, tool
 from tools.context import CallContext
@@ -43,20 +44,8 @@ class TrackExperimentInput(ToolInput):
     seed: int = Field(default=42, ge=0)
 
 
-class TrackExperimentOutput(BaseModel):
-    run_id: str
-    run_name: str
-    experiment: str
-    task: str
-    model_type: str
-    model_note: str
-    train_rows: int
-    test_rows: int
-    features: list[str]
-    dropped_columns: dict[str, str]
-    metrics: dict[str, float]
-    honesty: dict[str, str]
-    model_uri: str
+class TrackExperimentOutput(TrackedTraining):
+    """What the tool returns: the tracked training run itself (core.experiments.train)."""
 
 
 @tool(permission="experiments:write", side_effect="write")

@@ -52,7 +52,11 @@ COMMANDS = {
     "run": ("agents.cli.run", "run", "Run a role agent on one request (LLM or offline planner)."),
     "chat": ("agents.cli.chat", "chat", "Chat with a role agent; history kept per thread."),
     "agents": ("agents.cli.agents_cmd", "agents", "Agent profiles: role, trust level and tools."),
-    "review": ("agents.cli.review", "review", "Review a diff, git range or GitHub PR (MLOps checks)."),
+    "review": (
+        "agents.cli.review",
+        "review",
+        "Review a diff, git range or GitHub PR (MLOps checks).",
+    ),
     "policy": (
         "agents.cli.policy_cmd",
         "policy",
