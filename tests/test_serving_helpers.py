@@ -195,7 +195,10 @@ class LoadGenerator:
             assert time.monotonic() < deadline, (
                 f"only {self.count(revision)} responses at r{revision}"
             )
-            assert self._thread.is_alive(), "load generator ended early"
+            assert self._thread.is_alive(), (
+                f"load generator ended early after {len(self.results)} responses "
+                f"(max {self.max_requests}, {self.max_seconds} s); failures: {self.failures[:5]}"
+            )
             time.sleep(0.02)
 
     async def _main(self) -> None:
