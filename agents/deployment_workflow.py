@@ -2,7 +2,7 @@
 model version, as a plain function over the tool dispatcher (so RBAC and audit apply to
 every step).
 
-Production (target ``local``) runs only an approved rollout plan:
+Production (environment ``production``) runs only an approved rollout plan:
 
 - without ``approval_id`` it looks for a promotion of exactly this version with exactly this
   plan (direct, canary steps, blue-green). None: it requests one (``request_promotion``,
@@ -20,10 +20,12 @@ never reports a deployment.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+import warnings
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from core.deployment import normalize_environment
 from core.errors import Conflict, GateFailed, InvalidInput, ModelOpsError, PermissionDenied
 from policies.rbac import Actor
 from tools.dispatcher import Dispatcher
@@ -32,7 +34,7 @@ from tools.promotion_tools import RolloutPlan
 MAX_AUTO_WAIT = 600.0
 # How long auto_advance keeps retrying a step that has not served enough requests yet.
 TRAFFIC_WAIT = 60.0
-PRODUCTION = "local"
+PRODUCTION = "production"
 PROMOTE = "promote_to_production"
 # Statuses of an approval that this workflow can still act on (or report on).
 LIVE_STATUSES = ("pending", "approved", "executed")
@@ -42,10 +44,26 @@ _FEWER_THAN = "fewer than"
 class DeploymentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "target_column" in data and "label_column" not in data:
+            warnings.warn(
+                "mlops-deployment input 'target_column' is now 'label_column' "
+                "(accepted for one release)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            data = {**data, "label_column": data["target_column"]}
+            del data["target_column"]
+        return data
+
     model_name: str = Field(min_length=1, max_length=128)
     action: Literal["deploy", "advance", "abort", "rollback", "status"] = "deploy"
     version: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
-    deployment_target: Literal["local", "staging", "kubernetes"] = "local"
+    deployment_target: Annotated[
+        Literal["production", "staging", "kubernetes"], BeforeValidator(normalize_environment)
+    ] = "production"
     rollout_strategy: Literal["direct", "canary", "blue-green", "shadow"] = "direct"
     traffic_percentage: float | None = Field(default=None, gt=0, le=100)
     steps: list[float] | None = Field(default=None, min_length=1, max_length=20)
@@ -70,7 +88,7 @@ class DeploymentRequest(BaseModel):
         "on. Default: the data file of the model's latest promotion request, else "
         "logged:holdout (the version's own logged holdout).",
     )
-    target_column: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str = Field(default="target", min_length=1, max_length=256)
     health_wait_seconds: float = Field(
         default=30.0, ge=0, le=300, description="How long to wait for the gateway to switch."
     )
@@ -114,7 +132,9 @@ class _Run:
         self.actor = actor
         self.req = req
         self.log: list[str] = []
-        self.target = PRODUCTION if req.deployment_target == "kubernetes" else req.deployment_target
+        self.environment = (
+            PRODUCTION if req.deployment_target == "kubernetes" else req.deployment_target
+        )
         # The last result after something changed; an error after it does not hide the change.
         self.last: dict[str, Any] | None = None
 
@@ -136,7 +156,7 @@ class _Run:
             "changed": changed,
             "action": self.req.action,
             "model_name": self.req.model_name,
-            "target": self.req.deployment_target,
+            "environment": self.req.deployment_target,
             "steps": list(self.log),
             **extra,
         }
@@ -162,7 +182,7 @@ class _Run:
             raise InvalidInput("deploying needs a version", hint='Add "version": "N".')
         if req.deployment_target == "kubernetes":
             return self.render()
-        if self.target == PRODUCTION:
+        if self.environment == PRODUCTION:
             return self.production()
         return self.staging()
 
@@ -188,7 +208,7 @@ class _Run:
             "name": req.model_name,
             "version": req.version,
             "strategy": req.rollout_strategy,
-            "target": self.target,
+            "environment": self.environment,
             "reason": req.reason,
         }
         if req.rollout_strategy == "canary":
@@ -229,14 +249,14 @@ class _Run:
 
     def request_promotion(self, plan: dict[str, Any]) -> dict[str, Any]:
         req = self.req
-        dataset, target_column = self._dataset()
+        dataset, label_column = self._dataset()
         out = self.call(
             "request_promotion",
             {
                 "name": req.model_name,
                 "version": req.version,
                 "dataset": dataset,
-                "target": target_column,
+                "label_column": label_column,
                 "plan": plan,
             },
         )
@@ -339,7 +359,7 @@ class _Run:
             "name": req.model_name,
             "version": req.version,
             "strategy": strategy,
-            "target": PRODUCTION,
+            "environment": PRODUCTION,
             "approval_id": approval["id"],
             "reason": req.reason,
         }
@@ -399,7 +419,7 @@ class _Run:
                 "abort_rollout",
                 {
                     "name": req.model_name,
-                    "target": self.target,
+                    "environment": self.environment,
                     "reason": f"auto-abort: {exc.message}"[:2000],
                 },
             )
@@ -408,7 +428,7 @@ class _Run:
             raise PermissionDenied(
                 f"the health check failed ({exc.message}) and {denied.message}",
                 hint=f"A person aborts it: `agent deploy rollout abort {req.model_name} "
-                f"--target {self.target}`.",
+                f"--environment {self.environment}`.",
             ) from denied
         gateway = self.wait_serving()
         return self.result(
@@ -432,7 +452,11 @@ class _Run:
     def abort(self) -> dict[str, Any]:
         out = self.call(
             "abort_rollout",
-            {"name": self.req.model_name, "target": self.target, "reason": self.req.reason},
+            {
+                "name": self.req.model_name,
+                "environment": self.environment,
+                "reason": self.req.reason,
+            },
         )
         gateway = self.wait_serving()
         return self.result(
@@ -452,7 +476,7 @@ class _Run:
         to = req.target_version or req.version
         policy = self.policy
         if (
-            self.target == PRODUCTION
+            self.environment == PRODUCTION
             and not policy.authorize(self.actor, "deploy:rollback").allowed
             and policy.authorize(self.actor, "rollback:request").allowed
         ):
@@ -466,14 +490,14 @@ class _Run:
             out = self.call("request_rollback", args)
             approval = self.call("get_approval", {"approval_id": out["approval_id"]})["approval"]
             return self.awaiting(approval, requested=True)
-        args = {"name": req.model_name, "target": self.target, "reason": req.reason}
+        args = {"name": req.model_name, "environment": self.environment, "reason": req.reason}
         if to:
             args["to_version"] = to
         out = self.call("rollback_deployment", args)
         gateway = self.wait_serving()
         return self.result(
             "rolled_back",
-            f"{self.target} serves v{', v'.join(out['live_versions'])} again "
+            f"{self.environment} serves v{', v'.join(out['live_versions'])} again "
             f"(revision {out['revision']})",
             changed=True,
             revision=out["revision"],
@@ -482,11 +506,13 @@ class _Run:
         )
 
     def status(self) -> dict[str, Any]:
-        out = self.call("get_deployment", {"name": self.req.model_name, "target": self.target})
+        out = self.call(
+            "get_deployment", {"name": self.req.model_name, "environment": self.environment}
+        )
         weights = ", ".join(f"v{v} {w:g}%" for v, w in out["weights"].items()) or "nothing"
         return self.result(
             "ok",
-            f"{self.target} serves {weights} (revision {out['revision']})",
+            f"{self.environment} serves {weights} (revision {out['revision']})",
             changed=False,
             deployment=out,
         )
@@ -573,7 +599,7 @@ class _Run:
         while True:
             d = self.call(
                 "get_deployment",
-                {"name": self.req.model_name, "target": self.target},
+                {"name": self.req.model_name, "environment": self.environment},
                 quiet=True,
             )
             polls += 1
@@ -598,7 +624,7 @@ class _Run:
     def _advance_args(self) -> dict[str, Any]:
         args: dict[str, Any] = {
             "name": self.req.model_name,
-            "target": self.target,
+            "environment": self.environment,
             "max_error_rate": self.req.max_error_rate,
             "reason": self.req.reason,
         }
@@ -706,7 +732,7 @@ class _Run:
         the version's own logged holdout."""
         req = self.req
         if req.dataset:
-            return req.dataset, req.target_column
+            return req.dataset, req.label_column
         earlier = [
             a
             for a in self.call("list_approvals", {})["approvals"]
@@ -718,9 +744,11 @@ class _Run:
             path = ds.get("path")
             if path and not str(path).startswith("logged:"):
                 self.log.append(f"evidence data: {path} (as in {a['id']})")
-                return str(path), str(ds.get("target") or req.target_column)
+                return str(path), str(
+                    ds.get("label_column") or ds.get("target") or req.label_column
+                )
         self.log.append("evidence data: logged:holdout (the version's logged holdout)")
-        return "logged:holdout", req.target_column
+        return "logged:holdout", req.label_column
 
     def _find_approved(self) -> str | None:
         req = self.req
@@ -801,8 +829,8 @@ def _describe_request(approval: dict[str, Any], policy_floor: int | None = None)
     if approval.get("action", PROMOTE) != PROMOTE:
         return f"roll {approval['model_name']} back to v{approval['version']}"
     plan = approval.get("plan") or {}
-    target = f"{approval['model_name']} v{approval['version']}"
-    return f"{_describe_plan(plan, policy_floor)} of {target} to production"
+    subject = f"{approval['model_name']} v{approval['version']}"
+    return f"{_describe_plan(plan, policy_floor)} of {subject} to production"
 
 
 def _neg_time(stamp: Any) -> float:

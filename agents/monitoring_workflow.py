@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.deployment import Environment
 from core.errors import ApprovalRequired, InvalidInput
 from policies.rbac import Actor
 from tools.dispatcher import Dispatcher
@@ -49,7 +50,7 @@ class MonitoringRequest(BaseModel):
     )
     monitoring_config: MonitoringConfigIn = Field(default_factory=MonitoringConfigIn)
     window_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
-    target: str = Field(default="local", pattern=r"^(local|staging)$")
+    environment: Environment = "production"
 
 
 def run_monitoring(dispatcher: Dispatcher, actor: Actor, data: dict) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def run_monitoring(dispatcher: Dispatcher, actor: Actor, data: dict) -> dict[str
     )
     args: dict[str, Any] = {
         "model_id": req.model_id,
-        "target": req.target,
+        "environment": req.environment,
         "monitoring_config": req.monitoring_config.model_dump(exclude_none=True),
     }
     if req.window_minutes:
@@ -200,7 +201,7 @@ def _request_split(
 ) -> dict[str, Any]:
     """The arm not yet in production needs an approved canary at its share: find or ask."""
     services = dispatcher.services
-    current = services.deployments.current(name, "local")
+    current = services.deployments.current(name, "production")
     live = current.live_versions if current else []
     if control not in live and treatment not in live:
         raise InvalidInput(

@@ -133,9 +133,12 @@ def writes(tool: str) -> bool:
     return spec is None or spec.side_effect != "read"
 
 
-# Plans speak of name/version/dataset/target; a tool may name a field differently (the
+# Plans speak of name/version/dataset/label_column; a tool may name a field differently (the
 # evaluation tool calls its dataset "evaluation_dataset"), so the names are fitted to its schema.
-_FIELD_ALIASES = {"dataset": ("dataset", "evaluation_dataset", "data"), "target": ("target",)}
+_FIELD_ALIASES = {
+    "dataset": ("dataset", "evaluation_dataset", "data"),
+    "label_column": ("label_column",),
+}
 
 
 def fit_args(tool: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,8 @@ PHRASINGS: list[tuple[str, str]] = [
     ("promote NAME vN on PATH [canary 10 50 100|blue-green]", "request_promotion"),
     ("roll back NAME [to vN] because REASON", "request_rollback"),
     ("optimize NAME vN [for latency|size|throughput] [on PATH]", OPTIMIZE_TOOL),
+    ("create a rollback|promotion|incident runbook", "draft_runbook"),
+    ("set up model monitoring for NAME[@champion|/N]", "draft_monitoring_config"),
 ]
 LLM_SETUP = (
     "Set OPENAI_BASE_URL to an OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1 for "
@@ -172,7 +174,9 @@ _READ_RULES: list[tuple[str, re.Pattern[str]]] = [
         re.compile(rf"^(?:show|get|describe|inspect)\s+{_NAME}(?:\s+{_VER})?[.?!]?$", _FLAGS),
     ),
 ]
-_TARGET = re.compile(r"\btarget(?:\s+column)?\s+(?P<target>[A-Za-z_]\w*)", _FLAGS)
+_LABEL = re.compile(
+    r"\b(?:label(?:[\s_]+column)?|target(?:\s+column)?)\s+(?P<label>[A-Za-z_]\w*)", _FLAGS
+)
 _REASON = re.compile(r"\b(?:because|since|due\s+to|reason:?)\s+(?P<reason>.+)$", _FLAGS | re.S)
 _STRATEGY = re.compile(
     r"\b(?P<strategy>canary|blue[-/ ]?green|direct)\b"
@@ -263,6 +267,11 @@ def plan_text(
     """
     # A rollback's reason ("because ...") is data, not part of the request's wording.
     wording = _REASON.sub("", text)
+    from agents.planner_design import plan_design  # the drafting tools' own rules
+
+    design = plan_design(wording, available)
+    if design is not None:
+        return design
     doc = drafting(wording)
     if doc is not None:
         return Plan("draft", message=_drafting_message(doc, offered, design_tools))
@@ -309,8 +318,8 @@ def _plan_write(intent: str, m: re.Match[str], text: str, available: set[str] | 
     if intent == "optimize":
         return _plan_optimize(text, m, available)
     name = _name(m)
-    target = _TARGET.search(text)
-    extra = {"target": target.group("target")} if target else {}
+    label = _LABEL.search(text)
+    extra = {"label_column": label.group("label")} if label else {}
     if intent == "rollback":
         reason = _REASON.search(text)
         args = {
@@ -390,7 +399,7 @@ def _plan_optimize(text: str, m: re.Match[str], available: set[str] | None) -> P
     args: dict[str, Any] = {"name": name, "version": _version(m)}
     goal = re.search(r"\b(latency|size|throughput)\b", text, _FLAGS)
     if goal:
-        args["target"] = goal.group(1).lower()
+        args["goal"] = goal.group(1).lower()
     data = re.search(_DATA, text[m.end() :], _FLAGS)
     if data:
         args["dataset"] = _dataset(data)

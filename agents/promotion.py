@@ -33,7 +33,7 @@ class PromotionState(TypedDict, total=False):
     model_name: str
     version: str
     dataset: str
-    target: str
+    label_column: str
     plan: dict[str, Any]
     requester: str
     requested_via: str
@@ -90,7 +90,8 @@ class PromotionWorkflow:
             "name": state["model_name"],
             "version": state["version"],
             "dataset": state["dataset"],
-            "target": state["target"],
+            # threads checkpointed before the rename say "target"
+            "label_column": state.get("label_column") or state.get("target", "target"),
         }
 
     # Nodes ----------------------------------------------------------------------------
@@ -223,7 +224,7 @@ class PromotionWorkflow:
         name: str,
         version: str,
         dataset: str,
-        target: str = "target",
+        label_column: str = "target",
         plan: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run until the approval interrupt (or a block) and say what happened."""
@@ -233,7 +234,7 @@ class PromotionWorkflow:
             "model_name": name,
             "version": str(version),
             "dataset": dataset,
-            "target": target,
+            "label_column": label_column,
             "plan": plan or {"strategy": "direct"},
             "requester": requester,
             "requested_via": actor.describe(),
@@ -306,7 +307,7 @@ class PromotionWorkflow:
     def _current(self, req: Any, values: dict[str, Any]) -> dict[str, Any]:
         """A finished thread: what is true now (the approval and production), not the old result."""
         out = self._summary(values, req.thread_id)
-        current = self.services.deployments.current(req.model_name, "local")
+        current = self.services.deployments.current(req.model_name, "production")
         live = current.live_versions if current else []
         champion = self.services.registry.alias_version(req.model_name, "champion")
         out["status"] = f"finished ({values.get('status', 'unknown')})"

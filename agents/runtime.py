@@ -59,7 +59,7 @@ class Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     services = Services(settings)
     rt = Runtime(settings, services, Dispatcher(services))
-    services.promotion_runner = lambda actor, name, version, dataset, target, plan=None: (
-        rt.promotion.start(actor, name, version, dataset, target, plan)
+    services.promotion_runner = lambda actor, name, version, dataset, label_column, plan=None: (
+        rt.promotion.start(actor, name, version, dataset, label_column, plan)
     )
     return rt

@@ -1,6 +1,6 @@
 """Deployment records, routing revisions and the detached gateway process.
 
-A deployment is one model name on one target; each change of its routing table (direct
+A deployment is one model name on one environment; each change of its routing table (direct
 deploy, rollout step, rollback) is a new revision. The gateway polls the latest revision and
 swaps its routing table in place, so a change never restarts it. Rollout plans (canary,
 blue-green, shadow) live in ``core.serving.rollout`` and write revisions through this service.
@@ -8,13 +8,14 @@ blue-green, shadow) live in ``core.serving.rollout`` and write revisions through
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -27,10 +28,15 @@ if TYPE_CHECKING:
     from core.serving.rollout import RolloutService
 
 STRATEGIES = ("direct", "canary", "blue-green", "shadow")
-# ``local`` is the production gateway on this machine (what an approved promotion deploys);
-# ``staging`` is a separate deployment and gateway for trying versions without an approval.
-TARGETS = ("local", "staging")
-PRODUCTION_TARGETS = ("local",)
+# The deployment environments: ``production`` is the gateway an approved promotion deploys
+# to; ``staging`` is a separate deployment and gateway for trying versions without an
+# approval. ``local`` was production's name before; it is accepted, with a warning, for one
+# release (``normalize_environment``), and stored rows that say ``local`` are read as
+# production (``core.state`` rewrites them once).
+PRODUCTION = "production"
+ENVIRONMENTS = (PRODUCTION, "staging")
+PRODUCTION_ENVIRONMENTS = (PRODUCTION,)
+DEPRECATED_ENVIRONMENTS = {"local": PRODUCTION}
 Role = Literal["primary", "canary", "shadow", "standby"]
 
 
@@ -57,7 +63,8 @@ class DeploymentRow(Base):
     __tablename__ = "deployments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str] = mapped_column(String(32), default="local")
+    # The column keeps its first name; the attribute says what it holds.
+    environment: Mapped[str] = mapped_column("target", String(32), default=PRODUCTION)
     created_at = mapped_column(DateTime(timezone=True), default=utcnow)
     __table_args__ = (UniqueConstraint("model_name", "target"),)
 
@@ -111,19 +118,41 @@ class Revision(BaseModel):
 
 class DeploymentStatus(BaseModel):
     model_name: str
-    target: str
+    environment: str
     revision: Revision | None
     history: list[Revision]
     gateway: dict[str, Any]
 
 
-def check_target(target: str) -> str:
-    if target not in TARGETS:
+class EnvironmentDeprecation(FutureWarning):
+    """A deprecated environment name was used (shown to the person, not only to developers)."""
+
+
+def normalize_environment(environment: str) -> str:
+    """``environment`` with a deprecated name (``local``) replaced, warning once per use."""
+    new = DEPRECATED_ENVIRONMENTS.get(environment)
+    if new is None:
+        return environment
+    warnings.warn(
+        f"environment {environment!r} is deprecated; use {new!r} (accepted for one release)",
+        EnvironmentDeprecation,
+        stacklevel=3,
+    )
+    return new
+
+
+# The type every tool, workflow and API input uses for an environment field.
+Environment = Annotated[Literal["production", "staging"], BeforeValidator(normalize_environment)]
+
+
+def check_environment(environment: str) -> str:
+    environment = normalize_environment(environment)
+    if environment not in ENVIRONMENTS:
         raise InvalidInput(
-            f"unknown deployment target {target!r}",
-            hint=f"Use one of: {', '.join(TARGETS)} (kubernetes manifests: `agent deploy render`).",
+            f"unknown deployment environment {environment!r}",
+            hint=f"Use one of: {', '.join(ENVIRONMENTS)} (kubernetes manifests: `agent deploy render`).",
         )
-    return target
+    return environment
 
 
 class DeploymentService:
@@ -151,7 +180,7 @@ class DeploymentService:
         actor: str,
         approval_id: str | None = None,
         reason: str = "",
-        target: str = "local",
+        environment: str = PRODUCTION,
         session: Session | None = None,
     ) -> Revision:
         """Route all traffic to ``served`` (direct). Idempotent on ``approval_id``. With
@@ -161,13 +190,13 @@ class DeploymentService:
                 f"deploy() routes all traffic at once; {strategy!r} is a rollout strategy",
                 hint="Start canary, blue-green and shadow rollouts with start_rollout.",
             )
-        check_target(target)
+        check_environment(environment)
         with self.transaction(session) as s:
             if approval_id is not None:
                 done = s.scalar(select(RevisionRow).where(RevisionRow.approval_id == approval_id))
                 if done is not None:
                     return _revision(done)
-            dep = self.deployment_row(s, model_name, target, create=True)
+            dep = self.deployment_row(s, model_name, environment, create=True)
             route = served.model_copy(update={"weight": 100.0, "role": "primary", "slot": None})
             row = self.append_revision(
                 s, dep, strategy, "deploy", [route], actor, reason, approval_id
@@ -181,14 +210,14 @@ class DeploymentService:
         actor: str,
         to_version: str | None = None,
         reason: str = "",
-        target: str = "local",
+        environment: str = PRODUCTION,
         session: Session | None = None,
     ) -> Revision:
         """Route all traffic to ``to_version`` (any version live in an earlier revision) or,
         without it, to the version that served before the current one. One new revision, so
         the gateway switches atomically; a blue-green deployment keeps its other slot loaded."""
         with self.transaction(session) as s:
-            dep = self.deployment_row(s, model_name, target, create=False)
+            dep = self.deployment_row(s, model_name, environment, create=False)
             revs = [_revision(r) for r in self._revision_rows(s, dep)]
             current = revs[0]
             live = current.live_versions
@@ -208,7 +237,7 @@ class DeploymentService:
                         {r.version for rev in revs for r in rev.routes if r.weight > 0}, key=int
                     )
                     raise NotFound(
-                        f"{model_name} v{to_version} was never deployed on {target}",
+                        f"{model_name} v{to_version} was never deployed on {environment}",
                         hint=f"Deployed versions: {', '.join(deployed)}.",
                     )
                 if live == [to_version]:
@@ -235,21 +264,25 @@ class DeploymentService:
             yield s
 
     def rollback_choice(
-        self, model_name: str, *, to_version: str | None = None, target: str = "local"
+        self, model_name: str, *, to_version: str | None = None, environment: str = PRODUCTION
     ) -> str:
         """The version ``rollback`` would route to, without changing anything."""
         with Session(self.engine) as s:
             s.begin()
             try:
                 return self.rollback(
-                    model_name, actor="dry-run", to_version=to_version, target=target, session=s
+                    model_name,
+                    actor="dry-run",
+                    to_version=to_version,
+                    environment=environment,
+                    session=s,
                 ).live_versions[0]
             finally:
                 s.rollback()
 
-    def current(self, model_name: str, target: str = "local") -> Revision | None:
+    def current(self, model_name: str, environment: str = PRODUCTION) -> Revision | None:
         with Session(self.engine) as s:
-            dep = self.deployment_row(s, model_name, target, create=False, missing_ok=True)
+            dep = self.deployment_row(s, model_name, environment, create=False, missing_ok=True)
             if dep is None:
                 return None
             row = s.scalar(
@@ -265,52 +298,58 @@ class DeploymentService:
             row = s.scalar(select(RevisionRow).where(RevisionRow.approval_id == approval_id))
             return _revision(row) if row else None
 
-    def count_revisions(self, model_name: str, target: str = "local") -> int:
+    def count_revisions(self, model_name: str, environment: str = PRODUCTION) -> int:
         with Session(self.engine) as s:
-            dep = self.deployment_row(s, model_name, target, create=False, missing_ok=True)
+            dep = self.deployment_row(s, model_name, environment, create=False, missing_ok=True)
             if dep is None:
                 return 0
             return int(
                 s.scalar(select(func.count()).where(RevisionRow.deployment_id == dep.id)) or 0
             )
 
-    def status(self, model_name: str, target: str = "local") -> DeploymentStatus:
+    def status(self, model_name: str, environment: str = PRODUCTION) -> DeploymentStatus:
         with Session(self.engine) as s:
-            dep = self.deployment_row(s, model_name, target, create=False)
+            dep = self.deployment_row(s, model_name, environment, create=False)
             history = [_revision(r) for r in self._revision_rows(s, dep)]
         return DeploymentStatus(
             model_name=model_name,
-            target=target,
+            environment=environment,
             revision=history[0] if history else None,
             history=history,
-            gateway=self.gateway_info(model_name, target),
+            gateway=self.gateway_info(model_name, environment),
         )
 
-    def list_deployments(self, target: str | None = None) -> list[str]:
-        """Names of deployed models (on ``target``, or on any target)."""
+    def list_deployments(self, environment: str | None = None) -> list[str]:
+        """Names of deployed models (on ``environment``, or on any environment)."""
         q = select(DeploymentRow.model_name).distinct()
-        if target is not None:
-            q = q.where(DeploymentRow.target == target)
+        if environment is not None:
+            q = q.where(DeploymentRow.environment == environment)
         with Session(self.engine) as s:
             return sorted(s.scalars(q).all())
 
     def deployment_row(
-        self, s: Session, model_name: str, target: str, *, create: bool, missing_ok: bool = False
+        self,
+        s: Session,
+        model_name: str,
+        environment: str,
+        *,
+        create: bool,
+        missing_ok: bool = False,
     ) -> DeploymentRow | None:
         dep = s.scalar(
             select(DeploymentRow).where(
-                DeploymentRow.model_name == model_name, DeploymentRow.target == target
+                DeploymentRow.model_name == model_name, DeploymentRow.environment == environment
             )
         )
         if dep is None and create:
             # The name later becomes a gateway folder (core.serving.process): one rule for both.
             validate_name("model", model_name)
-            dep = DeploymentRow(model_name=model_name, target=check_target(target))
+            dep = DeploymentRow(model_name=model_name, environment=check_environment(environment))
             s.add(dep)
             s.flush()
         if dep is None and not missing_ok:
             raise NotFound(
-                f"{model_name} has no deployment on {target}",
+                f"{model_name} has no deployment on {environment}",
                 hint="Deployments are created by an approved promotion: see `agent approvals list`.",
             )
         return dep
@@ -360,8 +399,8 @@ class DeploymentService:
         )
 
     # Gateway process ------------------------------------------------------------------
-    def gateway_info(self, model_name: str, target: str = "local") -> dict[str, Any]:
-        return process.read_gateway(self.home, model_name, target)
+    def gateway_info(self, model_name: str, environment: str = PRODUCTION) -> dict[str, Any]:
+        return process.read_gateway(self.home, model_name, environment)
 
     def ensure_gateway(
         self,
@@ -370,35 +409,37 @@ class DeploymentService:
         host: str,
         port: int,
         timeout: float = 60.0,
-        target: str = "local",
+        environment: str = PRODUCTION,
         poll_seconds: float = 0.5,
     ) -> dict[str, Any]:
         """Start the model's gateway detached unless it is already running; wait until healthy."""
-        info = self.gateway_info(model_name, target)
+        info = self.gateway_info(model_name, environment)
         if info.get("running"):
             if info.get("state_db") != process.state_db_fingerprint(self.state_db_url):
                 raise Conflict(
-                    f"the {target} gateway of {model_name} (pid {info['pid']}) serves the "
+                    f"the {environment} gateway of {model_name} (pid {info['pid']}) serves the "
                     "routes of another state database",
-                    hint=f"Stop it first: `agent deploy stop {model_name} --target {target}`.",
+                    hint=f"Stop it first: `agent deploy stop {model_name} --environment {environment}`.",
                 )
             return info
         return process.start_gateway(
             self.home,
             self.state_db_url,
             model_name,
-            target=check_target(target),
+            environment=check_environment(environment),
             host=host,
             port=port,
             timeout=timeout,
             poll_seconds=poll_seconds,
         )
 
-    def stop_gateway(self, model_name: str, target: str | None = None) -> bool:
-        """Stop the gateway on ``target`` (every target of the model when None)."""
-        targets = [target] if target else process.gateway_targets(self.home, model_name)
+    def stop_gateway(self, model_name: str, environment: str | None = None) -> bool:
+        """Stop the gateway on ``environment`` (every environment of the model when None)."""
+        environments = (
+            [environment] if environment else process.gateway_environments(self.home, model_name)
+        )
         stopped = False
-        for t in targets:
+        for t in environments:
             stopped = process.stop_gateway(self.home, model_name, t) or stopped
         return stopped
 

@@ -22,11 +22,11 @@ NAME_MAX_LENGTH = 128
 # Without anchors, so other patterns (``NAME@alias``, ``NAME/3``) can embed it.
 NAME_PATTERN = rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX_LENGTH - 1}}}"
 _NAME_RE = re.compile(NAME_PATTERN)
-NameKind = Literal["model", "dataset", "target", "profile"]
+NameKind = Literal["model", "dataset", "environment", "profile"]
 _KIND_LABEL = {
     "model": "model name",
     "dataset": "dataset name",
-    "target": "deployment target",
+    "environment": "deployment environment",
     "profile": "profile name",
 }
 NAME_HINT = (
@@ -85,6 +85,7 @@ RESERVED_TAG_PREFIXES = (
     "champion",
     "promoted_",
     "evidence_",
+    "design_review",  # design reviews: written by record_design_review only
 )
 # Honesty keys are reserved too: they come from the ``honesty`` argument of registration.
 # So are the registrant's semantic version (checked unique per model) and claimed metrics.

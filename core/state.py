@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import Engine, String, create_engine, event, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
@@ -48,6 +49,44 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+class SchemaMarkRow(Base):
+    """One row per one-time data migration already applied to this database."""
+
+    __tablename__ = "schema_marks"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+_checked: set[tuple[str, str]] = set()
+# Tables whose ``target`` column holds a deployment environment (read as ``environment``).
+_ENVIRONMENT_TABLES = ("deployments", "prediction_log", "prediction_feedback", "monitoring_alerts")
+_LEGACY_ENVIRONMENTS = {"local": "production"}
+
+
 def ensure_tables(engine: Engine, *tables) -> None:  # noqa: ANN002
-    """Create the given tables if missing; each store calls this for the tables it owns."""
-    Base.metadata.create_all(engine, tables=[t.__table__ for t in tables])
+    """Create the given tables if missing; each store calls this for the tables it owns.
+    Rows written before an environment was renamed (``local`` -> ``production``) are
+    rewritten once per table and database, and the migration is marked done."""
+    Base.metadata.create_all(
+        engine, tables=[SchemaMarkRow.__table__, *(t.__table__ for t in tables)]
+    )
+    for t in tables:
+        table = t.__table__
+        if table.name in _ENVIRONMENT_TABLES and "target" in table.c:
+            _rename_environments(engine, table)
+
+
+def _rename_environments(engine: Engine, table) -> None:  # noqa: ANN001
+    key = f"{table.name}:environment-names-v2"
+    if (str(engine.url), key) in _checked:
+        return
+    with engine.connect() as conn:
+        done = conn.scalar(select(SchemaMarkRow.key).where(SchemaMarkRow.key == key))
+    if done is None:
+        try:
+            with engine.begin() as conn:
+                for old, new in _LEGACY_ENVIRONMENTS.items():
+                    conn.execute(update(table).where(table.c.target == old).values(target=new))
+                conn.execute(SchemaMarkRow.__table__.insert().values(key=key))
+        except IntegrityError:
+            pass  # another process applied it first, in its own transaction
+    _checked.add((str(engine.url), key))

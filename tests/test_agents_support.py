@@ -147,6 +147,10 @@ def sample_args(tool: Any) -> dict[str, Any]:
     props = schema.get("properties", {})
     required = {k: _sample(props[k], defs, k) for k in schema.get("required", [])}
     known = {k: _sample(props[k], defs, k) for k in props if k in _KNOWN}
+    if props.get("force", {}).get("type") == "boolean":
+        # A drafting tool writes to a default folder; a second allowed caller would find it
+        # taken. The matrix tests decisions, so let each allowed call write.
+        required = {**required, "force": True}
     # Try the plain required fields, then with the usual identifying fields (a model
     # validator may need one of several optional references).
     for candidate in (required, {**known, **required}):

@@ -292,7 +292,7 @@ def test_predict_with_a_path_name_is_refused_and_creates_nothing(rt, home, tmp_p
         res = rt.dispatcher.call(dana, "predict", {"name": name, "features": [1.0]})
         assert not res.ok and res.error.code == "invalid_input", res
         with pytest.raises(InvalidInput):
-            process.read_gateway(home, name, "local")
+            process.read_gateway(home, name, "production")
         with pytest.raises(InvalidInput):
             rt.services.deployments.gateway_info(name, "staging")
     with pytest.raises(InvalidInput):
@@ -350,7 +350,7 @@ def test_render_writes_inside_the_chosen_folder_and_never_overwrites_others_file
             artifact_sha256=info.artifact_sha256,
         ),
         actor="test",
-        target="staging",
+        environment="staging",
     )
     dana = rt.services.policy.human("dana")
     args = {"name": name, "source": "staging"}
@@ -416,8 +416,8 @@ def test_gateway_stop_never_signals_a_process_that_is_not_that_gateway(home):
     )
     try:
         meta = _record(home, sleeper.pid, psutil.Process(sleeper.pid).create_time())
-        assert process.read_gateway(home, "m", "local")["running"] is False
-        assert process.stop_gateway(home, "m", "local") is False
+        assert process.read_gateway(home, "m", "production")["running"] is False
+        assert process.stop_gateway(home, "m", "production") is False
         assert not meta.exists()
         time.sleep(0.1)
         assert sleeper.poll() is None  # still alive: never signalled
@@ -425,12 +425,12 @@ def test_gateway_stop_never_signals_a_process_that_is_not_that_gateway(home):
         started = psutil.Process(lookalike.pid).create_time()
         for recorded in (started + 100.0, None):
             meta = _record(home, lookalike.pid, recorded)
-            assert process.stop_gateway(home, "m", "local") is False and not meta.exists()
+            assert process.stop_gateway(home, "m", "production") is False and not meta.exists()
             assert lookalike.poll() is None
         # With its real start time it is ours: that is the only case that signals.
         _record(home, lookalike.pid, started)
-        assert process.read_gateway(home, "m", "local")["running"] is True
-        assert process.stop_gateway(home, "m", "local") is True
+        assert process.read_gateway(home, "m", "production")["running"] is True
+        assert process.stop_gateway(home, "m", "production") is True
         assert lookalike.wait(10) is not None
     finally:
         for p in (sleeper, lookalike):

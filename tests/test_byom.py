@@ -138,7 +138,7 @@ def test_skops_file_with_training_data_claims_and_label(rt, home) -> None:
     ev = rt.dispatcher.call_or_raise(
         dana,
         "evaluate_model",
-        {"model_id": f"{NAME}/1", "evaluation_dataset": "logged:training", "target": LABEL},
+        {"model_id": f"{NAME}/1", "evaluation_dataset": "logged:training", "label_column": LABEL},
     )
     measured = ev["report"]["metrics"]["accuracy"] if "report" in ev else ev["metrics"]["accuracy"]
     assert 0 < measured <= 1 and measured != 0.99

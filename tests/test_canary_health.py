@@ -67,7 +67,7 @@ def _staging_canary(env, name: str, base: str, cand: str, steps: list[float]):  
             "version": cand,
             "strategy": "canary",
             "steps": steps,
-            "target": "staging",
+            "environment": "staging",
         },
     )
     wait_for_revision(url, started["revision"])
@@ -76,7 +76,9 @@ def _staging_canary(env, name: str, base: str, cand: str, steps: list[float]):  
 
 def _advance(rt, dana, **args: Any) -> Any:  # noqa: ANN001
     return rt.dispatcher.call(
-        dana, "advance_rollout", {"name": MODEL, "target": "staging", "wait_seconds": 0, **args}
+        dana,
+        "advance_rollout",
+        {"name": MODEL, "environment": "staging", "wait_seconds": 0, **args},
     )
 
 

@@ -130,14 +130,14 @@ def data_root(tmp_path) -> Path:  # noqa: ANN001
 
 @pytest.mark.parametrize("name", ["cancer.csv", "cancer.parquet", "cancer.jsonl"])
 def test_load_dataset_formats(data_root, name) -> None:  # noqa: ANN001
-    X, y = load_dataset(data_root / name, target="target", allowed_roots=[data_root])
+    X, y = load_dataset(data_root / name, label_column="target", allowed_roots=[data_root])
     expected = load_breast_cancer(as_frame=True).frame.head(50)
     assert list(y) == list(expected["target"]) and "target" not in X.columns
     pd.testing.assert_frame_equal(
         X.reset_index(drop=True), expected.drop(columns="target"), check_dtype=False, atol=1e-12
     )
     X2, _ = load_dataset(
-        data_root / name, target="target", allowed_roots=[data_root], columns=["mean radius"]
+        data_root / name, label_column="target", allowed_roots=[data_root], columns=["mean radius"]
     )
     assert list(X2.columns) == ["mean radius"]
 
@@ -145,48 +145,53 @@ def test_load_dataset_formats(data_root, name) -> None:  # noqa: ANN001
 def test_load_dataset_refuses_paths_outside_roots(data_root, tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(InvalidInput, match="outside the allowed directories") as exc:
         load_dataset(
-            data_root / ".." / ".." / "etc" / "passwd", target="t", allowed_roots=[data_root]
+            data_root / ".." / ".." / "etc" / "passwd", label_column="t", allowed_roots=[data_root]
         )
     assert str(data_root) in exc.value.hint
     with pytest.raises(InvalidInput, match="outside"):
-        load_dataset("../../etc/passwd", target="t", allowed_roots=[data_root])
+        load_dataset("../../etc/passwd", label_column="t", allowed_roots=[data_root])
     secret = tmp_path / "secret.csv"
     secret.write_text("target,x\n1,2\n")
     os.symlink(secret, data_root / "innocent.csv")
     with pytest.raises(InvalidInput, match="outside"):
-        load_dataset(data_root / "innocent.csv", target="target", allowed_roots=[data_root])
+        load_dataset(data_root / "innocent.csv", label_column="target", allowed_roots=[data_root])
     os.symlink(tmp_path, data_root / "escape_dir")
     with pytest.raises(InvalidInput, match="outside"):
         load_dataset(
-            data_root / "escape_dir" / "secret.csv", target="target", allowed_roots=[data_root]
+            data_root / "escape_dir" / "secret.csv",
+            label_column="target",
+            allowed_roots=[data_root],
         )
     with pytest.raises(InvalidInput, match="no allowed_roots"):
-        load_dataset(data_root / "cancer.csv", target="target", allowed_roots=[])
+        load_dataset(data_root / "cancer.csv", label_column="target", allowed_roots=[])
 
 
 def test_load_dataset_errors_name_the_problem(data_root) -> None:  # noqa: ANN001
     with pytest.raises(NotFound, match="missing.csv"):
-        load_dataset(data_root / "missing.csv", target="target", allowed_roots=[data_root])
-    with pytest.raises(InvalidInput, match="target column 'label' is not in cancer.csv") as exc:
-        load_dataset(data_root / "cancer.csv", target="label", allowed_roots=[data_root])
+        load_dataset(data_root / "missing.csv", label_column="target", allowed_roots=[data_root])
+    with pytest.raises(InvalidInput, match="label column 'label' is not in cancer.csv") as exc:
+        load_dataset(data_root / "cancer.csv", label_column="label", allowed_roots=[data_root])
     assert "'target'" in exc.value.hint and "'mean radius'" in exc.value.hint
     with pytest.raises(InvalidInput, match=r"unknown feature column\(s\) \['radius'\]"):
         load_dataset(
-            data_root / "cancer.csv", target="target", allowed_roots=[data_root], columns=["radius"]
+            data_root / "cancer.csv",
+            label_column="target",
+            allowed_roots=[data_root],
+            columns=["radius"],
         )
     bad = data_root / "bad.jsonl"
     bad.write_text('{"target": 1, "x": 2}\n\n{"target": 0, "x": 3\n{"target": 1}\n')
     with pytest.raises(InvalidInput, match="bad.jsonl: line 3 is not valid JSON"):
-        load_dataset(bad, target="target", allowed_roots=[data_root])
+        load_dataset(bad, label_column="target", allowed_roots=[data_root])
     (data_root / "list.jsonl").write_text('{"target": 1}\n[1, 2]\n')
     with pytest.raises(InvalidInput, match="line 2 is a JSON list"):
-        load_dataset(data_root / "list.jsonl", target="target", allowed_roots=[data_root])
+        load_dataset(data_root / "list.jsonl", label_column="target", allowed_roots=[data_root])
     (data_root / "gaps.csv").write_text("target,x\n1,2\n,3\n0,4\n")
     with pytest.raises(InvalidInput, match="missing values in 1 row .*positions 1"):
-        load_dataset(data_root / "gaps.csv", target="target", allowed_roots=[data_root])
+        load_dataset(data_root / "gaps.csv", label_column="target", allowed_roots=[data_root])
     (data_root / "data.xlsx").write_text("x")
     with pytest.raises(InvalidInput, match="unsupported file type"):
-        load_dataset(data_root / "data.xlsx", target="target", allowed_roots=[data_root])
+        load_dataset(data_root / "data.xlsx", label_column="target", allowed_roots=[data_root])
     (data_root / "broken.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(InvalidInput, match="cannot read broken.parquet"):
-        load_dataset(data_root / "broken.parquet", target="target", allowed_roots=[data_root])
+        load_dataset(data_root / "broken.parquet", label_column="target", allowed_roots=[data_root])

@@ -85,7 +85,7 @@ def test_logged_dataset_from_the_registry(registered):
         ),
         ({"evaluation_dataset": "../../etc/passwd"}, "invalid_input", "outside the allowed"),
         ({"evaluation_dataset": "missing.csv"}, "not_found", "missing.csv"),
-        ({"target": "label"}, "invalid_input", "'label'"),
+        ({"label_column": "label"}, "invalid_input", "'label'"),
         ({"model_id": "nope/1"}, "not_found", "nope"),
         ({"model_id": "x@prod"}, "invalid_input", "model_id"),
     ],

@@ -93,7 +93,7 @@ def test_experiment_tracker_workflow_and_cli(home: Path, capsys) -> None:
         "model_type": "random_forest",
         "hyperparameters": {"n_estimators": 30, "max_depth": 4},
         "dataset": "churn.csv",
-        "target": "is_churned",
+        "label_column": "is_churned",
         "metrics": ["accuracy", "f1", "auc_roc"],
         "run_name": "churn_v1",
     }
@@ -150,7 +150,7 @@ def test_experiment_tracker_workflow_and_cli(home: Path, capsys) -> None:
     assert code == 0 and "churn_v2" in comp["uncertainty"]
     code, out, _ = run_agent(capsys, "experiments", "list", "--as", "dana")
     assert code == 0 and "churn_v1" in out and "churn_v2" in out
-    bad = {**seed_input, "target": "nope"}
+    bad = {**seed_input, "label_column": "nope"}
     code, _, err = run_agent(
         capsys,
         "workflow",
@@ -161,7 +161,7 @@ def test_experiment_tracker_workflow_and_cli(home: Path, capsys) -> None:
         "--as",
         "dana",
     )
-    assert code == 2 and "target column 'nope'" in err
+    assert code == 2 and "label column 'nope'" in err
     code, _, err = run_agent(
         capsys,
         "workflow",
@@ -207,4 +207,4 @@ def test_workflow_list_shows_all_seven_with_schemas(home: Path, capsys) -> None:
         else:
             assert w["input_schema"]["properties"], name
     fe = flows["ml-feature-engineering"]["input_schema"]
-    assert {"dataset", "target", "feature_types"} <= set(fe["properties"])
+    assert {"dataset", "label_column", "feature_types"} <= set(fe["properties"])

@@ -178,7 +178,7 @@ def test_engineering_bad_input() -> None:
     from core.features.engineering import engineer_features
 
     frame = churn_frame(100)
-    with pytest.raises(InvalidInput, match="target column"):
+    with pytest.raises(InvalidInput, match="label column"):
         engineer_features(frame, "nope")
     with pytest.raises(InvalidInput, match="unknown feature type"):
         engineer_features(frame, "is_churned", feature_types=["magic"])
@@ -192,7 +192,7 @@ def test_feature_engineering_workflow_stores_a_version(home: Path, rt) -> None:
     dana = rt.services.policy.human("dana")
     args = {
         "dataset": "churn.csv",
-        "target": "is_churned",
+        "label_column": "is_churned",
         "feature_types": ["temporal", "aggregation", "interaction"],
     }
     out = rt.dispatcher.call_or_raise(

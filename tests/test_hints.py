@@ -200,9 +200,9 @@ def test_the_checker_catches_broken_commands(command: str, problem: str):
 
 def test_the_checker_accepts_good_commands():
     for command in (
-        "agent deploy rollout advance NAME --target staging --min-requests 5",
+        "agent deploy rollout advance NAME --environment staging --min-requests 5",
         "agent approvals approve apr-1 --as bob --evidence-hash HASH",
-        f"agent deploy stop {HOLE} --target {HOLE}",
+        f"agent deploy stop {HOLE} --environment {HOLE}",
         'agent tool call request_promotion --input \'{"name": "m"}\'',
     ):
         assert check_command(command) == [], command

@@ -1,4 +1,4 @@
-"""`agent deploy render --target kubernetes`: Dockerfile, KServe InferenceService, Deployment
+"""`agent deploy render --platform kubernetes`: Dockerfile, KServe InferenceService, Deployment
 and Service parse as YAML with the fields that matter, and the bundle's gateway serves its
 routes file (nothing is applied to a cluster)."""
 

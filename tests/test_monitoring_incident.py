@@ -40,7 +40,7 @@ def test_drift_and_errors_alert_and_the_policy_rolls_back(registered) -> None:
         gw = ids[0].split("-")[0]
         unknown = client.post(f"{url}/feedback", json={"prediction_id": f"{gw}-999999", "label": 1})
         assert unknown.status_code == 404
-    assert wait_for_rows(rt.services.engine, name, 180, target="local", timeout=20) >= 180
+    assert wait_for_rows(rt.services.engine, name, 180, environment="production", timeout=20) >= 180
 
     out = call(dana, "check_monitoring", {"model_id": name})
     kinds = {a["kind"] for a in out["alerts"]}

@@ -25,7 +25,7 @@ def _log(
     latency: float = 0.002,
     proba=True,
 ) -> list[str]:  # noqa: ANN001
-    log = PredictionLog(rt.services.engine, name, "local", gateway_id="0000abcd")
+    log = PredictionLog(rt.services.engine, name, "production", gateway_id="0000abcd")
     ids = []
     now = time.time()
     for i, row in enumerate(rows):
@@ -113,7 +113,7 @@ def test_bad_input_reported_and_breach_rolls_back_with_audit(registered) -> None
     # Labels for unknown prediction ids: counted, left out.
     from core.monitoring.feedback import FeedbackLog
 
-    fb = FeedbackLog(rt.services.engine, name, "local")
+    fb = FeedbackLog(rt.services.engine, name, "production")
     fb.record(parse_feedback({"prediction_id": "ffffffff-12", "label": 1}))
     fb.flush()
     out = call(dana, "monitor_report", {"model_id": f"{name}/{v2}"})
@@ -127,7 +127,7 @@ def test_bad_input_reported_and_breach_rolls_back_with_audit(registered) -> None
     out = call(dana, "check_monitoring", {"model_id": name})
     rb = out["rollback"]
     assert rb["executed"] is True and (rb["from_version"], rb["to_version"]) == (v2, v1), rb
-    assert rt.services.deployments.current(name, "local").live_versions == [v1]
+    assert rt.services.deployments.current(name, "production").live_versions == [v1]
     kinds = [a["kind"] for a in call(dana, "list_monitoring_alerts", {"name": name})["alerts"]]
     assert "rollback" in kinds and "error_rate" in kinds
     ordered = rt.services.audit.entries(action="monitoring.rollback_ordered")

@@ -15,7 +15,7 @@ from sklearn.neural_network import MLPClassifier
 
 from core.errors import GateFailed, InvalidInput
 from core.optimizer import (
-    VALID_TARGETS,
+    VALID_GOALS,
     ArtifactBenchmark,
     BenchmarkSettings,
     LatencyStats,
@@ -62,7 +62,7 @@ def digits_mlp() -> tuple[MLPClassifier, np.ndarray, np.ndarray]:
 
 def test_random_forest_latency_adopts_onnx_and_writes_artifacts(tmp_path, cancer, forest):
     X, _, X_hold = cancer
-    report = optimize(forest, X[:20], X_hold, target="latency", out_dir=tmp_path, benchmark=FAST)
+    report = optimize(forest, X[:20], X_hold, goal="latency", out_dir=tmp_path, benchmark=FAST)
 
     assert report.parity.passed and report.parity.label_agreement == 1.0
     assert report.parity.max_abs_diff <= 1e-5
@@ -90,7 +90,7 @@ def test_random_forest_latency_adopts_onnx_and_writes_artifacts(tmp_path, cancer
 
 def test_tree_ensemble_quantization_is_reported_as_not_helping(tmp_path, cancer, forest):
     X, _, X_hold = cancer
-    report = optimize(forest, X[:20], X_hold, target="size", out_dir=tmp_path, benchmark=FAST)
+    report = optimize(forest, X[:20], X_hold, goal="size", out_dir=tmp_path, benchmark=FAST)
     quant = report.quantization
 
     assert not quant.attempted and not quant.applicable and not quant.adopted
@@ -105,7 +105,7 @@ def test_mlp_quantization_shrinks_the_graph_and_is_adopted_for_size(tmp_path, di
         mlp,
         X[:20],
         X_hold,
-        target="size",
+        goal="size",
         out_dir=tmp_path,
         benchmark=FAST,
         quantized_score_tolerance=0.2,
@@ -137,7 +137,7 @@ def test_mlp_quantization_outside_tolerance_is_not_adopted(tmp_path, digits_mlp)
         mlp,
         X[:20],
         X_hold,
-        target="size",
+        goal="size",
         out_dir=tmp_path,
         benchmark=FAST,
         quantized_score_tolerance=1e-9,
@@ -163,7 +163,7 @@ def test_latency_target_adopts_the_fastest_eligible_artifact(tmp_path, digits_ml
         mlp,
         X[:20],
         X_hold,
-        target="latency",
+        goal="latency",
         out_dir=tmp_path,
         benchmark=FAST,
         quantized_score_tolerance=0.2,
@@ -177,10 +177,10 @@ def test_latency_target_adopts_the_fastest_eligible_artifact(tmp_path, digits_ml
 
 def test_throughput_target_does_not_try_quantization(tmp_path, digits_mlp):
     mlp, X, X_hold = digits_mlp
-    report = optimize(mlp, X[:20], X_hold, target="throughput", out_dir=tmp_path, benchmark=FAST)
+    report = optimize(mlp, X[:20], X_hold, goal="throughput", out_dir=tmp_path, benchmark=FAST)
 
     assert not report.quantization.attempted and report.quantization.applicable
-    assert "target is 'throughput'" in report.quantization.reason
+    assert "goal is 'throughput'" in report.quantization.reason
     best = max(report.benchmarks, key=lambda b: b.batch.rows_per_second)
     assert report.adopted == best.artifact
 
@@ -188,9 +188,9 @@ def test_throughput_target_does_not_try_quantization(tmp_path, digits_mlp):
 def test_unknown_target_lists_the_valid_ones_and_writes_nothing(tmp_path, cancer, forest):
     X, _, X_hold = cancer
     with pytest.raises(InvalidInput) as info:
-        optimize(forest, X[:20], X_hold, target="speed", out_dir=tmp_path / "out")
-    assert "unknown optimization target 'speed'" in info.value.message
-    assert all(t in info.value.hint for t in VALID_TARGETS)
+        optimize(forest, X[:20], X_hold, goal="speed", out_dir=tmp_path / "out")
+    assert "unknown optimization goal 'speed'" in info.value.message
+    assert all(t in info.value.hint for t in VALID_GOALS)
     assert not (tmp_path / "out").exists()
 
 

@@ -25,7 +25,7 @@ def test_optimize_registers_an_onnx_version_with_lineage_report_and_honesty(regi
         {
             "model_id": f"{registered['name']}/{src}",
             "dataset": registered["holdout"],
-            "target": "latency",
+            "goal": "latency",
             "benchmark_seconds": 0.1,
         },
     )
@@ -33,7 +33,7 @@ def test_optimize_registers_an_onnx_version_with_lineage_report_and_honesty(regi
     assert out["parity"]["passed"] and out["parity"]["rows"] > 100
     info = reg.get(registered["name"], out["version"])
     tags = info.tags
-    assert info.lineage["optimized_from"] == src and tags["optimization_target"] == "latency"
+    assert info.lineage["optimized_from"] == src and tags["optimization_goal"] == "latency"
     assert tags["optimized_from_run_id"] == reg.get(registered["name"], src).run_id
     assert tags["serving_runtime"] == "onnxruntime" and tags["parity_rows_source"] == "holdout.csv"
     source_honesty = reg.get(registered["name"], src).honesty
@@ -90,7 +90,7 @@ def test_optimize_defaults_to_the_rows_logged_with_the_run(registered):
         {
             "name": registered["name"],
             "version": registered["versions"][0],
-            "target": "size",
+            "goal": "size",
             "max_rows": 200,
             "benchmark_seconds": 0.05,
         },
@@ -102,7 +102,7 @@ def test_optimize_defaults_to_the_rows_logged_with_the_run(registered):
     again = rt.dispatcher.call_or_raise(
         dana,
         "optimize_model",
-        {"name": registered["name"], "version": registered["versions"][0], "target": "size"},
+        {"name": registered["name"], "version": registered["versions"][0], "goal": "size"},
     )
     assert again["existing"] and not again["registered"] and again["version"] == out["version"]
     assert len(rt.services.registry.list_versions(registered["name"])) == before
@@ -120,7 +120,7 @@ def test_optimize_is_refused_for_other_roles_and_bad_references(registered):
         {"model_id": f"{name}/1", "name": name},
         {"model_id": "no version"},
         {},
-        {"name": name, "target": "speed"},
+        {"name": name, "goal": "speed"},
     ):
         assert rt.dispatcher.call(dana, "optimize_model", args).error.code == "invalid_input"
     assert (
@@ -140,7 +140,7 @@ def test_an_optimized_onnx_version_can_be_evaluated_like_its_source(registered):
         {
             "model_id": f"{registered['name']}/{src}",
             "dataset": "logged:holdout",
-            "target": "latency",
+            "goal": "latency",
             "benchmark_seconds": 0.1,
         },
     )

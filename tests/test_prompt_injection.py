@@ -233,6 +233,11 @@ def test_injection_has_no_unauthorized_effect(
 PLANNER_CASES = [c for c in CASES if c.get("planner")]
 
 
+def changes_state(tool) -> bool:  # noqa: ANN001
+    """A tool that writes anything but a draft file for a person to review."""
+    return tool.side_effect != "read" and tool.permission != "design:write"
+
+
 @pytest.mark.parametrize("case", PLANNER_CASES, ids=[c["id"] for c in PLANNER_CASES])
 def test_descriptive_request_through_the_offline_planner_changes_nothing(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, case: dict[str, Any]
@@ -259,14 +264,16 @@ def test_descriptive_request_through_the_offline_planner_changes_nothing(
     writes = [
         c
         for c in result["tool_calls"]
-        if c["tool"] not in catalog or catalog[c["tool"]].side_effect != "read"
+        if c["tool"] not in catalog or changes_state(catalog[c["tool"]])
     ]
     assert writes == [], writes
-    # Not even an attempt is on record: the audit has no write by the agent.
+    # Not even an attempt is on record: the audit has no write by the agent. (A drafting
+    # tool may run: "Create runbook ..." drafts a runbook file, under MODELOPS_HOME/drafts.)
     attempts = [
         e["action"]
         for e in entries
         if e["actor"] == case["profile"]
-        and (e["action"] in catalog and catalog[e["action"]].side_effect != "read")
+        and (e["action"] in catalog and changes_state(catalog[e["action"]]))
     ]
     assert attempts == [], attempts
+    assert case["attack"]["tool"] not in {c["tool"] for c in result["tool_calls"]}

@@ -90,7 +90,7 @@ def test_staging_rollouts_need_no_approval_and_abort_restores_the_baseline(env):
     rt = env.runtime("staging")
     dana = rt.services.policy.human("dana")
     base, cand = env.versions["lr_onnx"], env.versions["rf_onnx"]
-    canary = {"name": MODEL, "version": cand, "target": "staging", "traffic_percentage": 25}
+    canary = {"name": MODEL, "version": cand, "environment": "staging", "traffic_percentage": 25}
     assert _code(rt, dana, "start_rollout", canary) == "conflict"  # no baseline yet
     rt.dispatcher.call_or_raise(dana, "deploy_to_staging", {"name": MODEL, "version": base})
     started = rt.dispatcher.call_or_raise(dana, "start_rollout", canary)
@@ -98,13 +98,13 @@ def test_staging_rollouts_need_no_approval_and_abort_restores_the_baseline(env):
     assert started["rollout"]["steps"] == [25.0, 50.0, 100.0]
     assert _code(rt, dana, "start_rollout", canary) == "conflict"  # one rollout at a time
     aborted = rt.dispatcher.call_or_raise(
-        dana, "abort_rollout", {"name": MODEL, "target": "staging"}
+        dana, "abort_rollout", {"name": MODEL, "environment": "staging"}
     )
     assert aborted["rollout"]["state"] == "aborted"
     assert [(r["version"], r["weight"]) for r in aborted["routes"]] == [(base, 100.0)]
     assert rt.services.deployments.current(MODEL) is None  # production untouched
     status = rt.dispatcher.call_or_raise(
-        dana, "get_deployment", {"name": MODEL, "target": "staging"}
+        dana, "get_deployment", {"name": MODEL, "environment": "staging"}
     )
     assert [h["action"] for h in status["history"]] == ["abort", "rollout", "deploy"]
     assert status["rollout"] is None and status["health"]["status"] == "ok"

@@ -98,7 +98,7 @@ def _rollout_out(revision: int, state: str = "active") -> dict[str, Any]:
             {"version": "2", "weight": 10.0, "role": "canary", "slot": None},
         ],
         "gateway_url": "http://127.0.0.1:1",
-        "next": "advance: `agent deploy rollout advance m --target staging`",
+        "next": "advance: `agent deploy rollout advance m --environment staging`",
     }
 
 
@@ -156,7 +156,7 @@ def test_an_error_after_a_change_does_not_turn_into_a_failure():
     )
     assert out["status"] == "rolling_out" and out["changed"] is True
     assert out["problem"]["code"] == "permission_denied"
-    assert "agent deploy rollout abort m --target staging" in out["problem"]["hint"]
+    assert "agent deploy rollout abort m --environment staging" in out["problem"]["hint"]
     assert "a later step failed" in out["message"]
 
 
@@ -249,7 +249,7 @@ def test_production_seed_requests_runs_once_and_reports(env, tmp_path):
     first = {
         "model_name": MODEL,
         "version": base,
-        "deployment_target": "local",
+        "deployment_target": "production",
         "dataset": str(env.holdout_csv),
     }
     # No approval: the workflow requests one with the asked plan and stops there.
@@ -283,7 +283,7 @@ def test_production_seed_requests_runs_once_and_reports(env, tmp_path):
     seed = {
         "model_name": MODEL,
         "version": cand,
-        "deployment_target": "local",
+        "deployment_target": "production",
         "rollout_strategy": "canary",
         "traffic_percentage": 10,
     }
@@ -378,7 +378,7 @@ def test_cli_seed_reports_the_pending_approval_and_staging_deploys(env, capsys, 
     seed = {
         "model_name": MODEL,
         "version": cand,
-        "deployment_target": "local",
+        "deployment_target": "production",
         "rollout_strategy": "canary",
         "traffic_percentage": 10,
         "dataset": str(env.holdout_csv),
@@ -448,7 +448,7 @@ def test_start_gateway_restarts_the_last_revision_for_people_only(env, capsys, m
     assert code(alice, {"name": MODEL}) == "not_found"
     # Staging.
     rt.dispatcher.call_or_raise(dana, "deploy_to_staging", {"name": MODEL, "version": base})
-    staging = {"name": MODEL, "target": "staging"}
+    staging = {"name": MODEL, "environment": "staging"}
     history = [r.revision for r in deployments.status(MODEL, "staging").history]
     assert rt.dispatcher.call_or_raise(alice, "stop_gateway", staging)["stopped"] is True
     assert code(agent, staging) == "permission_denied"  # people only
@@ -461,7 +461,7 @@ def test_start_gateway_restarts_the_last_revision_for_people_only(env, capsys, m
     # Production: deploy:production, and still no routing change.
     rt.dispatcher.call_or_raise(alice, "promote_model", {"approval_id": approve(rt, MODEL, base)})
     revision = deployments.current(MODEL).revision
-    rt.dispatcher.call_or_raise(alice, "stop_gateway", {"name": MODEL, "target": "local"})
+    rt.dispatcher.call_or_raise(alice, "stop_gateway", {"name": MODEL, "environment": "production"})
     assert code(agent, {"name": MODEL}) == "permission_denied"
     assert code(carol, {"name": MODEL}) == "permission_denied"
     monkeypatch.setenv("MODELOPS_STATE_DB_URL", rt.settings.state_db_url)

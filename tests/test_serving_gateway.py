@@ -69,8 +69,8 @@ def test_bad_input_gets_a_4xx_with_a_message_and_the_gateway_stays_up(env):
     assert health["rejected"]["bad_input"] >= 10 and health["rejected"]["too_large"] == 1
     # Rejections are logged too, with the reason and no features.
     engine = rt.services.engine
-    wait_for_rows(engine, MODEL, len(cases) + 2, target="staging", timeout=10)
-    rows = read_prediction_log(engine, MODEL, target="staging", limit=100)
+    wait_for_rows(engine, MODEL, len(cases) + 2, environment="staging", timeout=10)
+    rows = read_prediction_log(engine, MODEL, environment="staging", limit=100)
     rejected = [r for r in rows if r["status"] == 413]
     assert rejected and rejected[0]["features"] is None and "larger than" in rejected[0]["error"]
 
@@ -119,7 +119,7 @@ def test_shadow_answers_from_the_primary_and_logs_both_predictions(env):
     out = rt.dispatcher.call_or_raise(
         dana,
         "start_rollout",
-        {"name": MODEL, "version": shadow, "strategy": "shadow", "target": "staging"},
+        {"name": MODEL, "version": shadow, "strategy": "shadow", "environment": "staging"},
     )
     assert out["routes"][1]["role"] == "shadow" and out["routes"][1]["weight"] == 0
     wait_for_revision(url, out["revision"])
@@ -129,10 +129,10 @@ def test_shadow_answers_from_the_primary_and_logs_both_predictions(env):
         ]
     assert {a["model_version"] for a in answers} == {primary}
     engine = rt.services.engine
-    wait_for_rows(engine, MODEL, 40, target="staging", timeout=10)
+    wait_for_rows(engine, MODEL, 40, environment="staging", timeout=10)
     rows = [
         r
-        for r in read_prediction_log(engine, MODEL, target="staging")
+        for r in read_prediction_log(engine, MODEL, environment="staging")
         if r["revision"] == out["revision"]
     ]
     by_request: dict[str, dict] = {}
@@ -155,7 +155,7 @@ def test_shadow_answers_from_the_primary_and_logs_both_predictions(env):
     )
     # Ending the shadow: advancing makes it the primary.
     done = rt.dispatcher.call_or_raise(
-        dana, "advance_rollout", {"name": MODEL, "target": "staging"}
+        dana, "advance_rollout", {"name": MODEL, "environment": "staging"}
     )
     assert done["rollout"]["state"] == "completed"
     wait_for_revision(url, done["revision"])
@@ -170,7 +170,7 @@ def test_blue_green_switches_atomically_and_keeps_the_old_slot_loaded(env):
     staged = rt.dispatcher.call_or_raise(
         dana,
         "start_rollout",
-        {"name": MODEL, "version": green, "strategy": "blue-green", "target": "staging"},
+        {"name": MODEL, "version": green, "strategy": "blue-green", "environment": "staging"},
     )
     health = wait_for_revision(url, staged["revision"])
     assert {(v["version"], v["role"], v["slot"]) for v in health["versions"]} == {
@@ -179,7 +179,7 @@ def test_blue_green_switches_atomically_and_keeps_the_old_slot_loaded(env):
     }
     assert httpx.post(f"{url}/predict", json={"features": env.row}).json()["model_version"] == blue
     switched = rt.dispatcher.call_or_raise(
-        dana, "advance_rollout", {"name": MODEL, "target": "staging"}
+        dana, "advance_rollout", {"name": MODEL, "environment": "staging"}
     )
     health = wait_for_revision(url, switched["revision"])
     assert {(v["version"], v["role"], v["slot"]) for v in health["versions"]} == {
@@ -188,7 +188,7 @@ def test_blue_green_switches_atomically_and_keeps_the_old_slot_loaded(env):
     }
     assert httpx.post(f"{url}/predict", json={"features": env.row}).json()["model_version"] == green
     back = rt.dispatcher.call_or_raise(
-        dana, "rollback_deployment", {"name": MODEL, "target": "staging"}
+        dana, "rollback_deployment", {"name": MODEL, "environment": "staging"}
     )
     assert back["live_versions"] == [blue]
     health = wait_for_revision(url, back["revision"])
@@ -204,7 +204,7 @@ def test_sticky_routing_keeps_a_key_on_one_version(env):
     out = rt.dispatcher.call_or_raise(
         dana,
         "start_rollout",
-        {"name": MODEL, "version": cand, "target": "staging", "steps": [50, 100]},
+        {"name": MODEL, "version": cand, "environment": "staging", "steps": [50, 100]},
     )
     wait_for_revision(url, out["revision"])
     seen: dict[str, set] = {}
@@ -238,7 +238,7 @@ def test_a_tampered_artifact_is_refused_and_the_old_table_keeps_serving(env):
             "model_id": f"{MODEL}/{env.versions['lr']}",
             "dataset": str(env.holdout_csv),
             "benchmark_seconds": 0.05,
-            "target": "throughput",
+            "goal": "throughput",
         },
     )
     assert fresh["registered"] and not fresh["existing"], fresh

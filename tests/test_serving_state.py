@@ -82,29 +82,29 @@ def test_canary_steps_rollback_and_supersede(deployments):
 
 def test_blue_green_and_shadow_plans(deployments):
     d, ro = deployments, deployments.rollouts
-    d.deploy("m", sv("1"), actor="a", target="staging")
-    ro.start("m", sv("2", 0), strategy="blue-green", actor="a", target="staging")
+    d.deploy("m", sv("1"), actor="a", environment="staging")
+    ro.start("m", sv("2", 0), strategy="blue-green", actor="a", environment="staging")
     cur = d.current("m", "staging")
     assert [(r.version, r.weight, r.role, r.slot) for r in cur.routes] == [
         ("1", 100.0, "primary", "blue"),
         ("2", 0.0, "standby", "green"),
     ]
-    assert ro.advance("m", actor="a", target="staging").state == "completed"
+    assert ro.advance("m", actor="a", environment="staging").state == "completed"
     cur = d.current("m", "staging")
     assert [(r.version, r.weight, r.role, r.slot) for r in cur.routes] == [
         ("2", 100.0, "primary", "green"),
         ("1", 0.0, "standby", "blue"),
     ]
-    back = ro.rollback("m", actor="a", target="staging")
+    back = ro.rollback("m", actor="a", environment="staging")
     assert [(r.version, r.weight, r.role, r.slot) for r in back.routes] == [
         ("1", 100.0, "primary", "blue"),
         ("2", 0.0, "standby", "green"),
     ]
     assert back.strategy == "blue-green"
-    ro.start("m", sv("3", 0), strategy="shadow", actor="a", target="staging")
+    ro.start("m", sv("3", 0), strategy="shadow", actor="a", environment="staging")
     cur = d.current("m", "staging")
     assert cur.live_versions == ["1"] and cur.shadow_versions == ["3"]
-    aborted = ro.abort("m", actor="a", target="staging")
+    aborted = ro.abort("m", actor="a", environment="staging")
     assert aborted.state == "aborted"
     assert d.current("m", "staging").shadow_versions == [] and d.current("m") is None
 
@@ -113,8 +113,8 @@ def test_invalid_plans_and_routes_are_refused(deployments):
     d = deployments
     with pytest.raises(InvalidInput, match="rollout strategy"):
         d.deploy("m", sv("1"), actor="a", strategy="canary")
-    with pytest.raises(InvalidInput, match="deployment target"):
-        d.deploy("m", sv("1"), actor="a", target="mars")
+    with pytest.raises(InvalidInput, match="deployment environment"):
+        d.deploy("m", sv("1"), actor="a", environment="mars")
     with pytest.raises(Conflict, match="no baseline|nothing serves"):
         d.rollouts.start("m", sv("2", 0), strategy="canary", actor="a")
     for steps in ([10, 50], [50, 10, 100], [0, 100], [10, 150]):
@@ -132,7 +132,7 @@ def test_prediction_log_batches_rows_and_keeps_them_when_the_db_fails(state_db_u
     from core.state import get_engine
 
     engine = get_engine(state_db_url)
-    log = PredictionLog(engine, "m", "local", gateway_id="g1", max_pending=5)
+    log = PredictionLog(engine, "m", "production", gateway_id="g1", max_pending=5)
     out = {"prediction": 1, "probabilities": np.array([0.25, 0.75], dtype=np.float32)}
     for i in range(3):
         log.record((time.time(), i, 1, "2", "primary", 200, 0.0002, [1.0, 2.5], out, None))

@@ -110,10 +110,10 @@ def approved_split(
     """(revision, approval id) of a production split that an executed approval made exactly
     so; otherwise ApprovalRequired saying which promotion would make it."""
     deployments = services.deployments
-    current = deployments.current(name, "local")
+    current = deployments.current(name, "production")
     want = {control: control_percent, treatment: 100 - control_percent}
     live = current.weights() if current else {}
-    rollout = deployments.rollouts.active(name, "local")
+    rollout = deployments.rollouts.active(name, "production")
     if (
         current is None
         or set(live) != set(want)

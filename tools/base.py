@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, get_type_hints
+from typing import Any, ClassVar, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 SideEffect = Literal["read", "write", "external"]
+
+
+class FieldRenamed(FutureWarning):
+    """A tool input used a field's old name (accepted, with this warning, for one release)."""
 
 
 class ToolInput(BaseModel):
     # Unknown fields are an error, not silently dropped: a model that invents an argument
     # should hear about it.
     model_config = ConfigDict(extra="forbid")
+    # Old field name -> new one, for inputs whose field was renamed (``target`` meant four
+    # things; now ``environment``, ``label_column``, ``goal`` and ``platform``).
+    renamed_fields: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_renamed(cls, data: Any) -> Any:
+        if not cls.renamed_fields or not isinstance(data, dict):
+            return data
+        for old, new in cls.renamed_fields.items():
+            if old in data and old not in cls.model_fields:
+                if new in data:
+                    raise ValueError(f"give {new!r} only ({old!r} is its old name)")
+                warnings.warn(
+                    f"tool input field {old!r} is now {new!r}; the old name is accepted for "
+                    "one release",
+                    FieldRenamed,
+                    stacklevel=2,
+                )
+                data = {**{k: v for k, v in data.items() if k != old}, new: data[old]}
+        return data
 
 
 class ToolError(BaseModel):
@@ -101,6 +127,7 @@ def load_catalog() -> dict[str, Tool]:
         byom_tools,
         data_tools,
         deployment_tools,
+        design_tools,
         evaluation_tools,
         experiment_tools,
         feature_tools,

@@ -1,7 +1,7 @@
 """Deployment tools: status, rollouts (canary, blue-green, shadow), rollback, predictions and
 Kubernetes manifests.
 
-Production traffic (target ``local``) moves to a version only with an approved promotion
+Production traffic (environment ``production``) moves to a version only with an approved promotion
 request for exactly that version and artifact; rollback to an earlier deployed version and
 aborting a rollout need no approval. Staging takes any registered version.
 """
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from core.deployment import PRODUCTION_TARGETS
+from core.deployment import PRODUCTION_ENVIRONMENTS, Environment
 from core.errors import (
     ApprovalRequired,
     Conflict,
@@ -28,18 +28,18 @@ from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.executor import complete_rollout, execute_promotion, rollback_production
 
-Target = Literal["local", "staging"]
 APPROVAL_ID = r"^apr-[0-9a-f]{8}$"
 
 
 class DeploymentInput(ToolInput):
+    renamed_fields = {"target": "environment"}
     name: str = Field(min_length=1, max_length=128)
-    target: Target = "local"
+    environment: Environment = "production"
 
 
 class DeploymentOutput(BaseModel):
     name: str
-    target: str
+    environment: str
     live_versions: list[str]
     weights: dict[str, float]
     shadow_versions: list[str]
@@ -73,14 +73,14 @@ def gateway_health(url: str) -> dict[str, Any]:
 def get_deployment(call: CallContext, args: DeploymentInput) -> DeploymentOutput:
     """Show a model's deployment: live versions and weights, rollout in progress, revision history and gateway health."""
     deployments = call.services.deployments
-    st = deployments.status(args.name, args.target)
+    st = deployments.status(args.name, args.environment)
     gw = st.gateway
     health = gateway_health(gw["url"]) if gw.get("running") else None
     rev = st.revision
-    rollout = deployments.rollouts.active(args.name, args.target)
+    rollout = deployments.rollouts.active(args.name, args.environment)
     return DeploymentOutput(
         name=st.model_name,
-        target=args.target,
+        environment=args.environment,
         live_versions=rev.live_versions if rev else [],
         weights=rev.weights() if rev else {},
         shadow_versions=rev.shadow_versions if rev else [],
@@ -122,7 +122,7 @@ class RollbackInput(DeploymentInput):
 
 class RollbackOutput(BaseModel):
     name: str
-    target: str
+    environment: str
     revision: int
     live_versions: list[str]
 
@@ -133,7 +133,7 @@ def rollback_deployment(call: CallContext, args: RollbackInput) -> RollbackOutpu
     services = call.services
     if call.actor.kind == ActorKind.WORKFLOW and args.approval_id is None:
         raise ApprovalRequired(f"{call.actor.describe()} rolls back only an approved request")
-    if args.target in PRODUCTION_TARGETS:
+    if args.environment in PRODUCTION_ENVIRONMENTS:
         rev = rollback_production(
             services,
             call.actor,
@@ -148,10 +148,13 @@ def rollback_deployment(call: CallContext, args: RollbackInput) -> RollbackOutpu
             actor=call.actor.describe(),
             to_version=args.to_version,
             reason=args.reason,
-            target=args.target,
+            environment=args.environment,
         )
     return RollbackOutput(
-        name=args.name, target=args.target, revision=rev.revision, live_versions=rev.live_versions
+        name=args.name,
+        environment=args.environment,
+        revision=rev.revision,
+        live_versions=rev.live_versions,
     )
 
 
@@ -163,7 +166,7 @@ class StagingDeployInput(ToolInput):
 
 class StagingDeployOutput(BaseModel):
     name: str
-    target: str
+    environment: str
     revision: int
     live_versions: list[str]
     gateway_url: str | None
@@ -179,12 +182,12 @@ def deploy_to_staging(call: CallContext, args: StagingDeployInput) -> StagingDep
         served_version(services, info),
         actor=call.actor.describe(),
         reason=args.reason or "staging deploy",
-        target="staging",
+        environment="staging",
     )
     gw = _ensure_gateway(services, args.name, "staging")
     return StagingDeployOutput(
         name=args.name,
-        target="staging",
+        environment="staging",
         revision=rev.revision,
         live_versions=rev.live_versions,
         gateway_url=gw.get("url"),
@@ -206,7 +209,7 @@ class StartRolloutInput(DeploymentInput):
     approval_id: str | None = Field(
         default=None,
         pattern=APPROVAL_ID,
-        description="Approved promotion of this version; required for production (target local).",
+        description="Approved promotion of this version; required for production.",
     )
     reason: str = Field(default="", max_length=2000)
 
@@ -224,7 +227,7 @@ def start_rollout(call: CallContext, args: StartRolloutInput) -> RolloutOutput:
     """Start a canary, blue-green or shadow rollout of a version (production: runs the approved plan of a promotion of it)."""
     services = call.services
     info = services.registry.get(args.name, args.version)
-    if args.target in PRODUCTION_TARGETS:
+    if args.environment in PRODUCTION_ENVIRONMENTS:
         return _start_approved_rollout(call, args, info)
     candidate = served_version(services, info, weight=0)
     rollout = services.deployments.rollouts.start(
@@ -235,9 +238,9 @@ def start_rollout(call: CallContext, args: StartRolloutInput) -> RolloutOutput:
         steps=args.steps,
         first_percent=args.traffic_percentage,
         reason=args.reason,
-        target=args.target,
+        environment=args.environment,
     )
-    gw = _ensure_gateway(services, args.name, args.target)
+    gw = _ensure_gateway(services, args.name, args.environment)
     return _rollout_output(services, rollout, gw)
 
 
@@ -251,7 +254,7 @@ def _start_approved_rollout(call: CallContext, args: StartRolloutInput, info: An
         raise ApprovalRequired(
             f"production traffic moves to {args.name} v{info.version} only with an approved promotion",
             hint=f"Request one (`request_promotion` for v{info.version} with this plan), get it "
-            "approved, and pass its approval_id; or roll out on target staging.",
+            "approved, and pass its approval_id; or roll out on environment staging.",
         )
     req = services.approvals.get(args.approval_id)
     if req.status.value not in ("approved", "executed"):
@@ -276,7 +279,7 @@ def _start_approved_rollout(call: CallContext, args: StartRolloutInput, info: An
         )
     execute_promotion(services, call.actor, req.id)
     rollout = services.deployments.rollouts.for_approval(req.id)
-    gw = _ensure_gateway(services, args.name, args.target)
+    gw = _ensure_gateway(services, args.name, args.environment)
     return _rollout_output(services, rollout, gw)
 
 
@@ -301,12 +304,12 @@ def advance_rollout(call: CallContext, args: AdvanceRolloutInput) -> RolloutOutp
 
     services = call.services
     rollouts = services.deployments.rollouts
-    rollout = rollouts.active(args.name, args.target)
+    rollout = rollouts.active(args.name, args.environment)
     if rollout is None:
-        raise NotFound(f"{args.name} has no rollout in progress on {args.target}")
+        raise NotFound(f"{args.name} has no rollout in progress on {args.environment}")
     cand = rollout.candidate
     max_error_rate, min_requests = args.max_error_rate, args.min_requests
-    if args.target in PRODUCTION_TARGETS:
+    if args.environment in PRODUCTION_ENVIRONMENTS:
         services.policy.require(call.actor, "deploy:production")
         info = services.registry.get(args.name, cand.version)
         if not rollout.approval_id:
@@ -321,7 +324,7 @@ def advance_rollout(call: CallContext, args: AdvanceRolloutInput) -> RolloutOutp
         min_requests = max(min_requests or 0, floor)
     elif min_requests is None:
         min_requests = 0
-    gw = _ensure_gateway(services, args.name, args.target)
+    gw = _ensure_gateway(services, args.name, args.environment)
     verdict = check_gateway(
         gw["url"],
         expect_revision=rollout.last_revision,
@@ -334,11 +337,11 @@ def advance_rollout(call: CallContext, args: AdvanceRolloutInput) -> RolloutOutp
         raise GateFailed(
             f"rollout #{rollout.id} stays at step {rollout.step + 1}: "
             + "; ".join(verdict.reasons),
-            hint=f"Wait and retry, or `agent deploy rollout abort {args.name} --target {args.target}` "
-            f"/ `agent deploy rollback {args.name} --target {args.target}`.",
+            hint=f"Wait and retry, or `agent deploy rollout abort {args.name} --environment {args.environment}` "
+            f"/ `agent deploy rollback {args.name} --environment {args.environment}`.",
         )
     rollout = rollouts.advance(
-        args.name, actor=call.actor.describe(), target=args.target, reason=args.reason
+        args.name, actor=call.actor.describe(), environment=args.environment, reason=args.reason
     )
     if rollout.state == "completed":
         complete_rollout(services, rollout)
@@ -358,15 +361,16 @@ def abort_rollout(call: CallContext, args: AbortRolloutInput) -> RolloutOutput:
         # neither of which is an abort: a person decides that.
         raise ApprovalRequired(f"{call.actor.describe()} does not abort rollouts; a person does")
     rollout = services.deployments.rollouts.abort(
-        args.name, actor=call.actor.describe(), target=args.target, reason=args.reason
+        args.name, actor=call.actor.describe(), environment=args.environment, reason=args.reason
     )
-    gw = services.deployments.gateway_info(args.name, args.target)
+    gw = services.deployments.gateway_info(args.name, args.environment)
     return _rollout_output(services, rollout, gw)
 
 
 class PredictInput(ToolInput):
+    renamed_fields = {"target": "environment"}
     name: ModelName
-    target: Target = "local"
+    environment: Environment = "production"
     features: list[float] | list[list[float]] = Field(
         description="One row of features, or a batch of rows."
     )
@@ -379,11 +383,11 @@ class PredictOutput(BaseModel):
     response: dict[str, Any]
 
 
-def gateway_url(services: Services, name: str, target: str = "local") -> str:
-    info = services.deployments.gateway_info(name, target)
+def gateway_url(services: Services, name: str, environment: str = "production") -> str:
+    info = services.deployments.gateway_info(name, environment)
     if not info.get("running"):
         raise NotFound(
-            f"no running gateway for {name} on {target}", hint="See `agent deploy status`."
+            f"no running gateway for {name} on {environment}", hint="See `agent deploy status`."
         )
     return info["url"]
 
@@ -393,7 +397,7 @@ def predict(call: CallContext, args: PredictInput) -> PredictOutput:
     """Ask the model's live gateway for a prediction; the answer carries honesty labels."""
     import httpx
 
-    url = gateway_url(call.services, args.name, args.target)
+    url = gateway_url(call.services, args.name, args.environment)
     headers = {"x-routing-key": args.routing_key} if args.routing_key else {}
     try:
         r = httpx.post(
@@ -409,9 +413,12 @@ def predict(call: CallContext, args: PredictInput) -> PredictOutput:
 
 
 class RenderInput(ToolInput):
+    renamed_fields = {"target": "platform"}
     name: ModelName
-    target: Literal["kubernetes"] = "kubernetes"
-    source: Target = Field(default="local", description="Whose live routes to start from.")
+    platform: Literal["kubernetes"] = "kubernetes"
+    source: Environment = Field(
+        default="production", description="Whose live routes to start from."
+    )
     version: str | None = Field(
         default=None,
         pattern=r"^[0-9]{1,9}$",
@@ -531,27 +538,27 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
 
 # Helpers ------------------------------------------------------------------------------
 def _check_production(
-    call: CallContext, target: str, name: str, version: str, approval_id: str | None, info: Any
+    call: CallContext, environment: str, name: str, version: str, approval_id: str | None, info: Any
 ) -> str | None:
     """For production manifests, the id of an approved (or already executed) promotion of
     exactly this artifact: the files carry production traffic once someone applies them."""
-    if target not in PRODUCTION_TARGETS:
+    if environment not in PRODUCTION_ENVIRONMENTS:
         return None
     call.services.policy.require(call.actor, "deploy:production")
     if approval_id is None:
         raise ApprovalRequired(
             f"production traffic moves to {name} v{version} only with an approved promotion",
             hint=f"Request one (`request_promotion` for v{version}), get it approved, and pass "
-            "its approval_id; or roll out on target staging.",
+            "its approval_id; or roll out on environment staging.",
         )
     executed = call.services.approvals.get(approval_id).status.value == "executed"
     return require_approved(call.services, approval_id, info, executed=executed).id
 
 
-def _ensure_gateway(services: Services, name: str, target: str) -> dict[str, Any]:
+def _ensure_gateway(services: Services, name: str, environment: str) -> dict[str, Any]:
     s = services.settings
     return services.deployments.ensure_gateway(
-        name, host=s.gateway_host, port=s.gateway_port, target=target
+        name, host=s.gateway_host, port=s.gateway_port, environment=environment
     )
 
 
@@ -572,19 +579,19 @@ def _rollout_dict(rollout: Any) -> dict[str, Any]:
 
 
 def _rollout_output(services: Services, rollout: Any, gw: dict[str, Any]) -> RolloutOutput:
-    rev = services.deployments.current(rollout.model_name, rollout.target)
+    rev = services.deployments.current(rollout.model_name, rollout.environment)
     if rollout.state == "active":
         nxt = rollout.next_weight
         step = rollout.describe_step(nxt)
         nxt_text = (
             f"advance (after a health check) so that {step}: "
-            f"`agent deploy rollout advance {rollout.model_name} --target {rollout.target}`; "
-            f"or abort: `agent deploy rollout abort {rollout.model_name} --target {rollout.target}`"
+            f"`agent deploy rollout advance {rollout.model_name} --environment {rollout.environment}`; "
+            f"or abort: `agent deploy rollout abort {rollout.model_name} --environment {rollout.environment}`"
         )
     elif rollout.state == "completed":
         nxt_text = (
-            f"rollout completed; `agent deploy rollback {rollout.model_name} --target "
-            f"{rollout.target}` returns to the version before it"
+            f"rollout completed; `agent deploy rollback {rollout.model_name} --environment "
+            f"{rollout.environment}` returns to the version before it"
         )
     elif rollout.state == "aborted":
         nxt_text = "rollout aborted; the routes from before it serve again"
@@ -603,9 +610,8 @@ def _rollout_output(services: Services, rollout: Any, gw: dict[str, Any]) -> Rol
 
 
 class ListDeploymentsInput(ToolInput):
-    target: Literal["local", "staging"] | None = Field(
-        default=None, description="Only this target."
-    )
+    renamed_fields = {"target": "environment"}
+    environment: Environment | None = Field(default=None, description="Only this environment.")
 
 
 class ListDeploymentsOutput(BaseModel):
@@ -614,17 +620,16 @@ class ListDeploymentsOutput(BaseModel):
 
 @tool(permission="deploy:read", side_effect="read")
 def list_deployments(call: CallContext, args: ListDeploymentsInput) -> ListDeploymentsOutput:
-    """Names of the models that have a deployment (optionally on one target)."""
+    """Names of the models that have a deployment (optionally on one environment)."""
     return ListDeploymentsOutput(
-        deployments=call.services.deployments.list_deployments(args.target)
+        deployments=call.services.deployments.list_deployments(args.environment)
     )
 
 
 class StopGatewayInput(ToolInput):
+    renamed_fields = {"target": "environment"}
     name: str = Field(min_length=1, max_length=128)
-    target: Literal["local", "staging"] | None = Field(
-        default=None, description="Default: every target."
-    )
+    environment: Environment | None = Field(default=None, description="Default: every environment.")
 
 
 class StopGatewayOutput(BaseModel):
@@ -636,21 +641,22 @@ class StopGatewayOutput(BaseModel):
 def stop_gateway(call: CallContext, args: StopGatewayInput) -> StopGatewayOutput:
     """Stop a model's gateway process; its deployment record and routing history stay."""
     deployments = call.services.deployments
-    if args.name not in deployments.list_deployments(args.target):
+    if args.name not in deployments.list_deployments(args.environment):
         raise NotFound(f"{args.name} has no deployment", hint="See `agent deploy status`.")
     return StopGatewayOutput(
-        name=args.name, stopped=deployments.stop_gateway(args.name, args.target)
+        name=args.name, stopped=deployments.stop_gateway(args.name, args.environment)
     )
 
 
 class StartGatewayInput(ToolInput):
+    renamed_fields = {"target": "environment"}
     name: ModelName
-    target: Target = "local"
+    environment: Environment = "production"
 
 
 class StartGatewayOutput(BaseModel):
     name: str
-    target: str
+    environment: str
     started: bool  # False: it was running already
     url: str | None
     revision: int | None  # the revision the deployment record says is live
@@ -666,29 +672,29 @@ def start_gateway(call: CallContext, args: StartGatewayInput) -> StartGatewayOut
     services = call.services
     deployments = services.deployments
     current = (
-        deployments.current(args.name, args.target)
-        if args.name in deployments.list_deployments(args.target)
+        deployments.current(args.name, args.environment)
+        if args.name in deployments.list_deployments(args.environment)
         else None
     )
     if current is None:
         raise NotFound(
-            f"{args.name} has no deployment on {args.target} to serve",
+            f"{args.name} has no deployment on {args.environment} to serve",
             hint="See `agent deploy status`.",
         )
-    if args.target in PRODUCTION_TARGETS:
+    if args.environment in PRODUCTION_ENVIRONMENTS:
         services.policy.require(call.actor, "deploy:production")
     if call.actor.kind != ActorKind.HUMAN:
         raise PermissionDenied(
             f"{call.actor.describe()} may not start gateways: a person starts them",
             hint="Ask a person with the permission to run "
-            f"`agent deploy start {args.name} --target {args.target}`.",
+            f"`agent deploy start {args.name} --environment {args.environment}`.",
         )
-    started = not deployments.gateway_info(args.name, args.target).get("running")
-    gw = _ensure_gateway(services, args.name, args.target)
+    started = not deployments.gateway_info(args.name, args.environment).get("running")
+    gw = _ensure_gateway(services, args.name, args.environment)
     health = gateway_health(gw["url"]) if gw.get("url") else {}
     return StartGatewayOutput(
         name=args.name,
-        target=args.target,
+        environment=args.environment,
         started=started,
         url=gw.get("url"),
         revision=current.revision,

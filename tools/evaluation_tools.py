@@ -42,12 +42,12 @@ def parse_model_id(model_id: str) -> tuple[str, str]:
 
 @dataclass
 class LoadedEvaluationSet:
-    frame: Any  # the whole table: model features, target and any extra (sensitive) columns
+    frame: Any  # the whole table: model features, label and any extra (sensitive) columns
     source: dict[str, Any]
 
 
 def load_evaluation_set(
-    services: Services, name: str, version: str, dataset: str, target: str
+    services: Services, name: str, version: str, dataset: str, label_column: str
 ) -> LoadedEvaluationSet:
     """A file under the working directory / MODELOPS_HOME, or ``logged:NAME`` from the version's run."""
     from core.evaluation.data import load_dataset
@@ -57,27 +57,27 @@ def load_evaluation_set(
         roots = [path.parent]
     else:
         path, roots = Path(dataset), services.allowed_roots()
-    X, y = load_dataset(path, target=target, allowed_roots=roots)
+    X, y = load_dataset(path, label_column=label_column, allowed_roots=roots)
     resolved = path if path.is_absolute() else (Path.cwd() / path).resolve()
     source = {
         "path": dataset if dataset.startswith(LOGGED) else str(resolved),
         "sha256": hashlib.sha256(resolved.read_bytes()).hexdigest(),
         "rows": len(y),
     }
-    return LoadedEvaluationSet(X.assign(**{target: y}), source)
+    return LoadedEvaluationSet(X.assign(**{label_column: y}), source)
 
 
 @dataclass
 class Scorer:
     """A loaded version that predicts on a table: column order and runtime resolved once."""
 
-    features: list[str] | None  # None: every non-target column, in file order
+    features: list[str] | None  # None: every non-label column, in file order
     predict_rows: Any  # (X: np.ndarray | DataFrame) -> (labels, probabilities | None)
 
-    def predict(self, frame: Any, target: str) -> tuple[Any, Any]:
+    def predict(self, frame: Any, label_column: str) -> tuple[Any, Any]:
         import pandas as pd
 
-        features = self.features or [c for c in frame.columns if c != target]
+        features = self.features or [c for c in frame.columns if c != label_column]
         missing = [c for c in features if c not in frame.columns]
         if missing:
             raise InvalidInput(
@@ -152,9 +152,9 @@ def production_champion(services: Services, name: str) -> str | None:
     """The version production serves (most traffic), from the routing record. The MLflow
     ``champion`` alias only mirrors it: an alias moved around the executor (MLflow's client,
     its UI) does not change what a candidate is compared with."""
-    from core.deployment import PRODUCTION_TARGETS
+    from core.deployment import PRODUCTION
 
-    current = services.deployments.current(name, PRODUCTION_TARGETS[0])
+    current = services.deployments.current(name, PRODUCTION)
     if current is not None and current.primary is not None:
         return current.primary.version
     return None
@@ -165,7 +165,7 @@ def evaluate_version(
     name: str,
     version: str,
     dataset: str,
-    target: str = "target",
+    label_column: str = "target",
     *,
     metrics: list[str] | None = None,
     sensitive_features: list[str] | None = None,
@@ -177,34 +177,36 @@ def evaluate_version(
 
     reg = services.registry
     info = reg.get(name, version)
-    data = load_evaluation_set(services, info.name, info.version, dataset, target)
+    data = load_evaluation_set(services, info.name, info.version, dataset, label_column)
     frame = data.frame
     for col in sensitive_features or []:
-        if col not in frame.columns or col == target:
+        if col not in frame.columns or col == label_column:
             raise InvalidInput(
                 f"sensitive feature column {col!r} is not in the dataset",
                 hint=f"Columns: {', '.join(map(str, frame.columns[:30]))}.",
             )
-    y_pred, y_score = load_scorer(services, info.name, info.version).predict(frame, target)
+    y_pred, y_score = load_scorer(services, info.name, info.version).predict(frame, label_column)
     champion, champ_v = None, production_champion(services, info.name) if compare else None
     if champ_v and champ_v != info.version:
-        champion = Predictions(*load_scorer(services, info.name, champ_v).predict(frame, target))
+        champion = Predictions(
+            *load_scorer(services, info.name, champ_v).predict(frame, label_column)
+        )
     limits = thresholds_for(services.thresholds, info.name)
     result = evaluate(
         "classification",
-        frame[target].to_numpy(),
+        frame[label_column].to_numpy(),
         y_pred,
         y_score,
         metrics=metrics,
         sensitive_features=list(sensitive_features) if sensitive_features else None,
-        features_df=frame.drop(columns=[target]),
+        features_df=frame.drop(columns=[label_column]),
         champion=champion,
         comparison_params=comparison_params(limits) if champion is not None else None,
     )
     run = EvaluationRun(
         name=info.name,
         version=info.version,
-        dataset={**data.source, "target": target},
+        dataset={**data.source, "label_column": label_column},
         n=result.n,
         metrics=result.metrics,
         unavailable=result.unavailable,
@@ -274,6 +276,7 @@ def _log(services: Services, run: EvaluationRun, result: Any) -> None:
 
 
 class EvaluateModelInput(ToolInput):
+    renamed_fields = {"target": "label_column"}
     model_id: str | None = Field(
         default=None, description="NAME@champion, NAME@challenger or NAME/VERSION."
     )
@@ -284,7 +287,7 @@ class EvaluateModelInput(ToolInput):
         max_length=1024,
         description="CSV/Parquet/JSONL path, or logged:NAME for a dataset logged with the model's run.",
     )
-    target: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str = Field(default="target", min_length=1, max_length=256)
     metrics: list[str] | None = Field(default=None, max_length=50)
     include_fairness: bool = False
     sensitive_features: list[str] = Field(default_factory=list, max_length=5)
@@ -311,7 +314,7 @@ def evaluate_model(call: CallContext, args: EvaluateModelInput) -> EvaluationRun
         name,
         version,
         args.evaluation_dataset,
-        args.target,
+        args.label_column,
         metrics=args.metrics,
         sensitive_features=args.sensitive_features if args.include_fairness else None,
         compare=args.compare_with_champion,

@@ -20,14 +20,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.deployment import PRODUCTION_TARGETS
+from core.deployment import PRODUCTION, PRODUCTION_ENVIRONMENTS
 from core.errors import ApprovalRequired, Conflict, InvalidInput
 from policies.approvals import PROMOTE, ROLLBACK, ApprovalRequest, ApprovalStatus
 from policies.rbac import Actor
 from tools.approved import require_approved, served_version
 from tools.context import Services
 
-PRODUCTION = PRODUCTION_TARGETS[0]
 CHAMPION = "champion"
 
 
@@ -92,7 +91,7 @@ def execute_promotion(services: Services, actor: Actor, approval_id: str) -> dic
                 actor=actor.describe(),
                 approval_id=req.id,
                 reason=f"approved by {req.decided_by} ({req.id})",
-                target=PRODUCTION,
+                environment=PRODUCTION,
                 session=s,
             )
             execution = {"strategy": "direct", "revision": rev.revision}
@@ -105,7 +104,7 @@ def execute_promotion(services: Services, actor: Actor, approval_id: str) -> dic
                 steps=plan.get("steps"),
                 approval_id=req.id,
                 reason=f"approved by {req.decided_by} ({req.id})",
-                target=PRODUCTION,
+                environment=PRODUCTION,
                 session=s,
             )
             execution = {
@@ -145,7 +144,7 @@ def _finish(services: Services, req: ApprovalRequest, *, already: bool) -> dict[
     s = services.settings
     deployments = services.deployments
     gw = deployments.ensure_gateway(
-        req.model_name, host=s.gateway_host, port=s.gateway_port, target=PRODUCTION
+        req.model_name, host=s.gateway_host, port=s.gateway_port, environment=PRODUCTION
     )
     current = deployments.current(req.model_name, PRODUCTION)
     verdict = check_gateway(
@@ -193,7 +192,7 @@ def _mirror_approval(services: Services, req: ApprovalRequest, revision: int) ->
 
 def complete_rollout(services: Services, rollout: Any) -> None:
     """A production rollout that reached 100 %: the champion follows, with its approval."""
-    if rollout.target not in PRODUCTION_TARGETS or rollout.state != "completed":
+    if rollout.environment not in PRODUCTION_ENVIRONMENTS or rollout.state != "completed":
         return
     if not rollout.approval_id:
         raise ApprovalRequired(f"production rollout #{rollout.id} carries no approval")
@@ -224,7 +223,7 @@ def rollback_production(
         if req.action != ROLLBACK or req.model_name != name:
             raise Conflict(f"{approval_id} does not approve a rollback of {name}")
         to_version = req.version
-    version = deployments.rollback_choice(name, to_version=to_version, target=PRODUCTION)
+    version = deployments.rollback_choice(name, to_version=to_version, environment=PRODUCTION)
     earlier = approvals.executed_for(name, version)
     if not earlier:
         raise Conflict(
@@ -238,7 +237,7 @@ def rollback_production(
             actor=actor.describe(),
             to_version=version,
             reason=reason or (f"approved rollback {req.id}" if req else "rollback"),
-            target=PRODUCTION,
+            environment=PRODUCTION,
             session=s,
         )
         if req is not None:

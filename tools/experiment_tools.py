@@ -26,9 +26,10 @@ def _tracker(call: CallContext, experiment: str | None = None) -> Any:
 
 
 class TrackExperimentInput(ToolInput):
+    renamed_fields = {"target": "label_column"}
     experiment_name: str = Field(min_length=1, max_length=128, pattern=f"^{NAME_PATTERN}$")
     dataset: str = Field(min_length=1, max_length=1024, description="CSV, Parquet or JSONL table.")
-    target: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str = Field(default="target", min_length=1, max_length=256)
     model_type: Literal[
         "random_forest",
         "logistic_regression",
@@ -59,7 +60,7 @@ def track_experiment(call: CallContext, args: TrackExperimentInput) -> TrackExpe
     out = train_tracked(
         _tracker(call, args.experiment_name),
         ds,
-        args.target,
+        args.label_column,
         model_type=args.model_type,
         hyperparameters=dict(args.hyperparameters),
         run_name=args.run_name or f"{args.experiment_name}-{args.model_type}",

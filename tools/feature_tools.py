@@ -116,8 +116,9 @@ def describe_features(call: CallContext, args: DescribeFeaturesInput) -> Describ
 
 
 class EngineerFeaturesInput(ToolInput):
+    renamed_fields = {"target": "label_column"}
     dataset: str = Field(min_length=1, max_length=1024, description="CSV, Parquet or JSONL table.")
-    target: str = Field(min_length=1, max_length=256, description="The label column.")
+    label_column: str = Field(min_length=1, max_length=256, description="The label column.")
     feature_types: list[Literal["temporal", "aggregation", "interaction"]] = [
         "temporal",
         "aggregation",
@@ -152,7 +153,7 @@ def engineer_features(call: CallContext, args: EngineerFeaturesInput) -> Enginee
     exclude = [c for c in (args.entity_column, args.time_column) if c]
     report, selected = run(
         frame,
-        args.target,
+        args.label_column,
         feature_types=list(args.feature_types),
         method=args.selection_method,
         max_features=args.max_features,

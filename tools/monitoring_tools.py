@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core.deployment import Environment
 from core.errors import ApprovalRequired, Conflict, InvalidInput, ModelOpsError, NotFound
 from core.names import ModelName
 from policies.rbac import ActorKind
@@ -42,10 +43,11 @@ class MonitoringConfig(ToolInput):
 
 
 class ReportInput(ToolInput):
+    renamed_fields = {"target": "environment"}
     model_id: str = Field(
         pattern=MODEL_ID, description="NAME (its live versions), NAME/3 or NAME@champion."
     )
-    target: Literal["local", "staging"] = "local"
+    environment: Environment = "production"
     window_minutes: float | None = Field(
         default=None,
         gt=0,
@@ -81,25 +83,25 @@ def monitoring_service(services: Services) -> Any:
 
 
 def resolve_versions(
-    services: Services, model_id: str, target: str
+    services: Services, model_id: str, environment: str
 ) -> tuple[str, list[str], list[str]]:
-    """(name, versions, notes): an explicit version, an alias, or what the target serves."""
+    """(name, versions, notes): an explicit version, an alias, or what the environment serves."""
     notes: list[str] = []
     if "/" in model_id:
         name, version = model_id.split("/", 1)
         return name, [version], notes
     name, _, alias = model_id.partition("@")
-    current = services.deployments.current(name, target)
+    current = services.deployments.current(name, environment)
     live = current.live_versions if current else []
     if alias:
         version = services.registry_reader.get(name, alias).version
         if live and version not in live:
             notes.append(
-                f"{name}@{alias} is v{version}, but {target} serves {', '.join('v' + v for v in live)}"
+                f"{name}@{alias} is v{version}, but {environment} serves {', '.join('v' + v for v in live)}"
             )
         return name, [version], notes
     if not live:
-        raise NotFound(f"{name} serves nothing on {target}", hint=f"Name a version: {name}/N.")
+        raise NotFound(f"{name} serves nothing on {environment}", hint=f"Name a version: {name}/N.")
     return name, live, notes
 
 
@@ -128,7 +130,7 @@ def build(
 ) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
     from core.monitoring.evaluate import report_alerts
 
-    name, versions, notes = resolve_versions(services, args.model_id, args.target)
+    name, versions, notes = resolve_versions(services, args.model_id, args.environment)
     rules = rules_for(services, name)
     minutes = args.window_minutes or float(rules.get("window_minutes", 60))
     overrides = args.monitoring_config.model_dump(exclude_none=True)
@@ -136,7 +138,7 @@ def build(
         name,
         versions,
         rules=rules,
-        target=args.target,
+        environment=args.environment,
         window_seconds=minutes * 60,
         overrides=overrides,
     )
@@ -198,7 +200,7 @@ def check_monitoring(call: CallContext, args: CheckInput) -> CheckOutput:
             {
                 **a,
                 "model_name": name,
-                "target": args.target,
+                "environment": args.environment,
                 "window_seconds": report["window"]["seconds"],
                 "evidence": {"policy_digest": services.policy_digest},
             }
@@ -210,7 +212,7 @@ def check_monitoring(call: CallContext, args: CheckInput) -> CheckOutput:
         "ordered": False,
         "reason": "staging is never rolled back by policy",
     }
-    if args.target == "local":
+    if args.environment == "production":
         policy = services.policy
         principal = policy.workflow(POLICY_PRINCIPAL, call.actor.responsible_human)
         result = call.dispatcher.call(
@@ -223,7 +225,7 @@ def check_monitoring(call: CallContext, args: CheckInput) -> CheckOutput:
         )
         if rollback.get("ordered"):
             store.add({
-                "model_name": name, "target": "local", "version": rollback.get("from_version"),
+                "model_name": name, "environment": "production", "version": rollback.get("from_version"),
                 "kind": "rollback", "severity": "critical",
                 "action": "rollback" if rollback.get("executed") else "rollback_refused",
                 "message": rollback.get("message") or (result.error.message if result.error else ""),
@@ -260,12 +262,12 @@ def monitoring_rollback(call: CallContext, args: PolicyRollbackInput) -> PolicyR
     services, actor = call.services, call.actor
     if actor.kind != ActorKind.WORKFLOW or actor.name != POLICY_PRINCIPAL:
         raise ApprovalRequired(f"{actor.describe()} is not the monitoring policy")
-    current = services.deployments.current(args.name, "local")
+    current = services.deployments.current(args.name, "production")
     if current is None:
         raise NotFound(f"{args.name} has no production deployment")
     rules = rules_for(services, args.name)
     seconds = float(rules.get("auto_rollback", {}).get("window_minutes", 5)) * 60
-    window = read_window(services.engine, args.name, target="local", seconds=seconds)
+    window = read_window(services.engine, args.name, environment="production", seconds=seconds)
     orders = []
     for v in current.live_versions:
         order = rollback_order(version_slo(window, v), None, rules)
@@ -294,7 +296,7 @@ def monitoring_rollback(call: CallContext, args: PolicyRollbackInput) -> PolicyR
     )
     reason = f"monitoring policy: {bad['reason']}"[:2000]
     try:
-        to = services.deployments.rollback_choice(args.name, target="local")
+        to = services.deployments.rollback_choice(args.name, environment="production")
         if to in current.live_versions and len(current.live_versions) == 1:
             raise Conflict(f"the rollback would return to v{to}, which is what serves now")
         rev = rollback_production(services, actor, args.name, reason=reason)

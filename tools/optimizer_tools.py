@@ -23,6 +23,7 @@ _TAG_LIMIT = 5000  # MLflow tag values are capped at 8000 characters
 
 
 class OptimizeModelInput(ToolInput):
+    renamed_fields = {"target": "goal", "target_column": "label_column"}
     model_id: str | None = Field(
         default=None,
         pattern=MODEL_ID,
@@ -30,7 +31,7 @@ class OptimizeModelInput(ToolInput):
     )
     name: ModelName | None = None
     version: str | None = Field(default=None, pattern=VERSION_PATTERN)
-    target: Literal["latency", "size", "throughput"] = "latency"
+    goal: Literal["latency", "size", "throughput"] = "latency"
     dataset: str | None = Field(
         default=None,
         min_length=1,
@@ -39,7 +40,7 @@ class OptimizeModelInput(ToolInput):
         "for a dataset logged with the version's run (default: the logged evaluation set, else "
         "the training set).",
     )
-    target_column: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str = Field(default="target", min_length=1, max_length=256)
     max_rows: int = Field(default=2000, ge=10, le=100_000)
     benchmark_seconds: float = Field(
         default=2.0, gt=0, le=30, description="Time budget of each latency/throughput measurement."
@@ -92,7 +93,7 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
             f"{info.ref} is already an optimized artifact (from v{info.tags['optimized_from']})",
             hint=f"Optimize the scikit-learn version: {name}/{info.tags['optimized_from']}.",
         )
-    child = _existing_child(reg, info, args.target)
+    child = _existing_child(reg, info, args.goal)
     if child is not None:
         return child
     model = reg.load_sklearn(info.name, info.version)  # digest-checked before loading
@@ -108,7 +109,7 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
             model,
             X[:5],
             X,
-            target=args.target,
+            goal=args.goal,
             out_dir=out_dir,
             benchmark=BenchmarkSettings(max_seconds_per_measurement=args.benchmark_seconds),
         )
@@ -140,7 +141,7 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
         {
             "optimized_from": info.version,
             "optimized_from_run_id": info.run_id or "",
-            "optimization_target": args.target,
+            "optimization_goal": args.goal,
             "optimization_adopted": report.adopted,
             "optimization_reason": report.reason[:_TAG_LIMIT],
             "optimization_report": "optimization/report.json",
@@ -175,13 +176,13 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
         tags=tags,
         artifacts=[Path(report.report_path)],
         metrics=metrics,
-        params={"target": args.target, "holdout_rows": report.holdout_rows},
+        params={"goal": args.goal, "holdout_rows": report.holdout_rows},
     )
     new = reg.register_from_run(
         name,
         run_id,
         honesty=honesty,
-        description=f"{report.adopted} optimization of v{info.version} for {args.target}: {report.reason}"[
+        description=f"{report.adopted} optimization of v{info.version} for {args.goal}: {report.reason}"[
             :2000
         ],
     )
@@ -220,7 +221,10 @@ def _existing_child(reg: Any, info: Any, goal: str) -> OptimizeModelOutput | Non
     """An optimized version already registered from this source for this goal (no duplicate)."""
     for v in reg.list_versions(info.name):
         tags = v.tags
-        if tags.get("optimized_from") != info.version or tags.get("optimization_target") != goal:
+        if (
+            tags.get("optimized_from") != info.version
+            or tags.get("optimization_goal", tags.get("optimization_target")) != goal
+        ):
             continue
         return OptimizeModelOutput(
             name=info.name,
@@ -284,7 +288,7 @@ def _holdout_rows(
     features = (
         [str(c) for c in names]
         if names is not None
-        else [c for c in frame.columns if c != args.target_column]
+        else [c for c in frame.columns if c != args.label_column]
     )
     missing = [c for c in features if c not in frame.columns]
     if missing:

@@ -71,14 +71,21 @@ def validation_evidence(record: Any) -> dict[str, Any]:
     }
 
 
+def _design_reviews(services: Services, name: str, version: str) -> list[dict[str, Any]]:
+    """The candidate's design reviews (tools.design_tools), shown to the approver."""
+    from tools.design_tools import design_reviews
+
+    return design_reviews(services, name, version)
+
+
 def build_evidence(
-    services: Services, name: str, version: str, dataset: str, target: str
+    services: Services, name: str, version: str, dataset: str, label_column: str
 ) -> dict[str, Any]:
     """What an approver reviews: the candidate, its metrics, the champion's on the same data,
     the QA verdict on record for this artifact and dataset, and the gates."""
     reg = services.registry
     info = reg.get(name, version)
-    ev = evaluate_version(services, info.name, info.version, dataset, target, log_run=False)
+    ev = evaluate_version(services, info.name, info.version, dataset, label_column, log_run=False)
     champion = None
     if ev.champion_version:
         champion = {"version": ev.champion_version, "comparison": ev.comparison}
@@ -98,11 +105,12 @@ def build_evidence(
             "servable": info.servable,
             "serving_note": info.serving_note,
         },
-        "dataset": {**ev.dataset, "target": target},
+        "dataset": {**ev.dataset, "label_column": label_column},
         "metrics": ev.metrics,
         "unavailable": ev.unavailable,
         "champion": champion,
         "validation": validation_evidence(record) if record else None,
+        "design_reviews": _design_reviews(services, info.name, info.version),
         "policy_digest": services.policy_digest,
     }
     evidence["gates"] = check_promotion(evidence, services.thresholds).model_dump()
@@ -110,12 +118,13 @@ def build_evidence(
 
 
 class PromotionInput(ToolInput):
+    renamed_fields = {"target": "label_column"}
     name: ModelName
     version: str = Field(pattern=r"^[0-9]{1,9}$")
     dataset: str = Field(
         min_length=1, max_length=1024, description="Held-out CSV the evidence is measured on."
     )
-    target: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str = Field(default="target", min_length=1, max_length=256)
 
 
 class RequestPromotionInput(PromotionInput):
@@ -132,7 +141,9 @@ class EvidenceOutput(BaseModel):
 def collect_promotion_evidence(call: CallContext, args: PromotionInput) -> EvidenceOutput:
     """Gather a promotion's evidence (metrics, champion comparison, honesty, QA verdict, gates) without changing anything."""
     return EvidenceOutput(
-        evidence=build_evidence(call.services, args.name, args.version, args.dataset, args.target)
+        evidence=build_evidence(
+            call.services, args.name, args.version, args.dataset, args.label_column
+        )
     )
 
 
@@ -163,7 +174,7 @@ def request_promotion(call: CallContext, args: RequestPromotionInput) -> Request
             args.name,
             args.version,
             args.dataset,
-            args.target,
+            args.label_column,
             args.plan.model_dump(),
         )
     )
@@ -187,7 +198,7 @@ class OpenApprovalOutput(BaseModel):
 def open_approval_request(call: CallContext, args: OpenApprovalInput) -> OpenApprovalOutput:
     """Open a pending approval request once the gates pass and a PASSED validation is on record for this artifact and dataset."""
     services = call.services
-    evidence = build_evidence(services, args.name, args.version, args.dataset, args.target)
+    evidence = build_evidence(services, args.name, args.version, args.dataset, args.label_column)
     gates = evidence["gates"]
     if not gates["passed"]:
         failed = "; ".join(c["message"] for c in gates["checks"] if not c["passed"])
@@ -301,7 +312,7 @@ def validate_approval(call: CallContext, args: ApprovalIdInput) -> ValidateAppro
         req.model_name,
         req.version,
         ds["path"],
-        ds.get("target", "target"),
+        ds.get("label_column") or ds.get("target", "target"),  # older evidence: "target"
         approval_id=req.id,
     )
     if record.dataset_sha256 != ds["sha256"]:
@@ -365,7 +376,9 @@ def request_rollback(call: CallContext, args: RequestRollbackInput) -> RequestRo
     current = deployments.current(args.name, PRODUCTION)
     if current is None:
         raise Conflict(f"{args.name} has no production deployment to roll back")
-    version = deployments.rollback_choice(args.name, to_version=args.to_version, target=PRODUCTION)
+    version = deployments.rollback_choice(
+        args.name, to_version=args.to_version, environment=PRODUCTION
+    )
     approvers = services.policy.approvers()
     for open_req in services.approvals.list(ApprovalStatus.PENDING, model_name=args.name):
         # The same rollback already waits for a person: point at it rather than ask twice.

@@ -20,10 +20,11 @@ from tools.registry_tools import VERSION_PATTERN  # noqa: F401  (re-exported for
 
 
 class RecordValidationInput(ToolInput):
+    renamed_fields = {"target": "label_column"}
     name: str = Field(min_length=1, max_length=128)
     version: str = Field(pattern=r"^[0-9]{1,9}$")
     dataset: str = Field(min_length=1, max_length=1024)
-    target: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str = Field(default="target", min_length=1, max_length=256)
     notes: str = Field(default="", max_length=2000)
 
 
@@ -47,13 +48,13 @@ def validate_version(
     name: str,
     version: str,
     dataset: str,
-    target: str,
+    label_column: str,
     *,
     approval_id: str | None = None,
 ) -> ValidationRecord:
     """Re-evaluate, apply the policy's minimums and the champion comparison, store the verdict."""
     info = services.registry.get(name, version)
-    ev = evaluate_version(services, info.name, info.version, dataset, target)
+    ev = evaluate_version(services, info.name, info.version, dataset, label_column)
     status = info.honesty.get("implementation_status", "")
     limits = thresholds_for(services.thresholds, info.name)["minimums"].get(status, {})
     reasons = []
@@ -125,7 +126,7 @@ def _output(record: ValidationRecord) -> RecordValidationOutput:
 def record_validation(call: CallContext, args: RecordValidationInput) -> RecordValidationOutput:
     """Re-run the evaluation independently, verify the artifact digest and record a PASSED/FAILED verdict."""
     record = validate_version(
-        call.services, call.actor, args.name, args.version, args.dataset, args.target
+        call.services, call.actor, args.name, args.version, args.dataset, args.label_column
     )
     return _output(record)
 
@@ -134,7 +135,7 @@ def record_validation(call: CallContext, args: RecordValidationInput) -> RecordV
 def automated_validation(call: CallContext, args: RecordValidationInput) -> RecordValidationOutput:
     """The promotion workflow's automated QA: the same re-evaluation, under the workflow principal."""
     record = validate_version(
-        call.services, call.actor, args.name, args.version, args.dataset, args.target
+        call.services, call.actor, args.name, args.version, args.dataset, args.label_column
     )
     return _output(record)
 

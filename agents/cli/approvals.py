@@ -107,6 +107,15 @@ def render_request(a: dict[str, Any]) -> None:
         hv = ev.get("human_validation")
         if hv:
             c.print(f"  human QA     {hv['statement']} [{hv['identity']}]")
+        for r in ev.get("design_reviews") or []:
+            if r.get("error"):
+                c.print(f"  design       [red]{r['digest']}: {r['error']}[/red]")
+            else:
+                c.print(
+                    f"  design       {r['recommendation']} by {r['reviewer']} "
+                    f"({r['recorded_at'][:19]}): {r['summary']}",
+                    markup=False,
+                )
         for g in ev["gates"]["checks"]:
             mark = "[green]pass[/green]" if g["passed"] else "[red]FAIL[/red]"
             warn = " [yellow](warning)[/yellow]" if g.get("warning") else ""

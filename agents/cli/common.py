@@ -22,6 +22,47 @@ as_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+def environment_option(default: str | None = "production", help: str | None = None):  # noqa: ANN201, A002
+    """``--environment production|staging``, plus the old ``--target`` (hidden) and the old
+    value ``local`` (production), each accepted for one release with a warning on stderr."""
+
+    def warn(message: str) -> None:
+        click.echo(f"warning: {message} (accepted for one release)", err=True)
+
+    def old_flag(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            warn("--target is now --environment")
+            ctx.meta["environment.old_flag"] = value
+
+    def normalize(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        old = ctx.meta.pop("environment.old_flag", None)
+        if old is not None and value is not None:
+            raise click.UsageError("give --environment only (--target is its old name)")
+        value = value if value is not None else (old if old is not None else default)
+        if value == "local":
+            warn("environment 'local' is now 'production'")
+            value = "production"
+        return value
+
+    choice = click.Choice(["production", "staging", "local"])
+
+    def decorate(f):  # noqa: ANN001, ANN202
+        f = click.option(
+            "--environment",
+            type=choice,
+            default=None,
+            callback=normalize,
+            help=(help or "production is approval-gated; staging needs no approval.")
+            + (f" [default: {default}]" if default else ""),
+        )(f)
+        # Declared after, so click parses it first and ``normalize`` sees it.
+        return click.option(
+            "--target", type=choice, hidden=True, expose_value=False, callback=old_flag
+        )(f)
+
+    return decorate
+
+
 def server_client(ctx: click.Context):  # noqa: ANN201
     """Server mode (--server URL / MODELOPS_SERVER): the control-plane client, else None."""
     obj = ctx.find_root().obj

@@ -6,15 +6,17 @@ from typing import Any
 
 import click
 
-from agents.cli.common import as_option, call, console, emit, human, json_option
-
-target_option = click.option(
-    "--target",
-    type=click.Choice(["local", "staging"]),
-    default="local",
-    show_default=True,
-    help="local is production on this machine (approval-gated); staging needs no approval.",
+from agents.cli.common import (
+    as_option,
+    call,
+    console,
+    emit,
+    environment_option,
+    human,
+    json_option,
 )
+
+environment_opt = environment_option()
 
 
 @click.group()
@@ -24,21 +26,24 @@ def deploy() -> None:
 
 @deploy.command("status")
 @click.argument("name", required=False)
-@target_option
+@environment_opt
 @as_option
 @json_option
 @click.pass_context
 def status_cmd(
-    ctx: click.Context, name: str | None, target: str, as_user: str | None, as_json: bool
+    ctx: click.Context, name: str | None, environment: str, as_user: str | None, as_json: bool
 ) -> None:
     """Live versions, weights, rollout in progress, revision history and gateway health."""
     actor = human(ctx, as_user)
     names = (
-        [name] if name else call(ctx, actor, "list_deployments", {"target": target})["deployments"]
+        [name]
+        if name
+        else call(ctx, actor, "list_deployments", {"environment": environment})["deployments"]
     )
     out = {
         "deployments": [
-            call(ctx, actor, "get_deployment", {"name": n, "target": target}) for n in names
+            call(ctx, actor, "get_deployment", {"name": n, "environment": environment})
+            for n in names
         ]
     }
 
@@ -59,7 +64,7 @@ def status_cmd(
                 ]
             )
             c.print(
-                f"[bold]{d['name']}[/bold] ({d['target']}): {weights}{extra} "
+                f"[bold]{d['name']}[/bold] ({d['environment']}): {weights}{extra} "
                 f"(revision {d['revision']}, {d['strategy']}); gateway {state}"
             )
             if d.get("rollout"):
@@ -136,7 +141,7 @@ def _print_rollout(d: dict[str, Any]) -> None:
 @click.option("--steps", help="Canary: comma-separated shares, ending at 100 (e.g. 10,50,100).")
 @click.option("--approval", "approval_id", help="Approved promotion of VERSION (production).")
 @click.option("--reason", default="")
-@target_option
+@environment_opt
 @as_option
 @json_option
 @click.pass_context
@@ -149,7 +154,7 @@ def rollout_start(
     steps: str | None,
     approval_id: str | None,
     reason: str,
-    target: str,
+    environment: str,
     as_user: str | None,
     as_json: bool,
 ) -> None:
@@ -158,7 +163,7 @@ def rollout_start(
         "name": name,
         "version": version,
         "strategy": strategy,
-        "target": target,
+        "environment": environment,
         "reason": reason,
     }
     if percent is not None:
@@ -176,7 +181,7 @@ def rollout_start(
 @click.option("--max-error-rate", type=float, default=0.01, show_default=True)
 @click.option("--wait", "wait_seconds", type=float, default=10.0, show_default=True)
 @click.option("--reason", default="")
-@target_option
+@environment_opt
 @as_option
 @json_option
 @click.pass_context
@@ -187,14 +192,14 @@ def rollout_advance(
     max_error_rate: float,
     wait_seconds: float,
     reason: str,
-    target: str,
+    environment: str,
     as_user: str | None,
     as_json: bool,
 ) -> None:
     """Health-check the current step on the gateway, then take the next step."""
     args = {
         "name": name,
-        "target": target,
+        "environment": environment,
         "min_requests": min_requests,
         "max_error_rate": max_error_rate,
         "wait_seconds": wait_seconds,
@@ -206,15 +211,15 @@ def rollout_advance(
 @rollout.command("abort")
 @click.argument("name")
 @click.option("--reason", default="")
-@target_option
+@environment_opt
 @as_option
 @json_option
 @click.pass_context
 def rollout_abort(
-    ctx: click.Context, name: str, reason: str, target: str, as_user: str | None, as_json: bool
+    ctx: click.Context, name: str, reason: str, environment: str, as_user: str | None, as_json: bool
 ) -> None:
     """Put back the routes the rollout started from, in one revision."""
-    args = {"name": name, "target": target, "reason": reason}
+    args = {"name": name, "environment": environment, "reason": reason}
     emit(call(ctx, human(ctx, as_user), "abort_rollout", args), as_json, _print_rollout)
 
 
@@ -222,7 +227,7 @@ def rollout_abort(
 @click.argument("name")
 @click.option("--to", "to_version", help="Earlier deployed version (default: the previous one).")
 @click.option("--reason", default="", help="Why (kept in the audit log).")
-@target_option
+@environment_opt
 @as_option
 @json_option
 @click.pass_context
@@ -231,7 +236,7 @@ def rollback_cmd(
     name: str,
     to_version: str | None,
     reason: str,
-    target: str,
+    environment: str,
     as_user: str | None,
     as_json: bool,
 ) -> None:
@@ -239,7 +244,7 @@ def rollback_cmd(
     args = {
         "name": name,
         "reason": reason,
-        "target": target,
+        "environment": environment,
         **({"to_version": to_version} if to_version else {}),
     }
     out = call(ctx, human(ctx, as_user), "rollback_deployment", args)
@@ -254,7 +259,15 @@ def rollback_cmd(
 
 @deploy.command("render")
 @click.argument("name")
-@click.option("--target", "render_target", type=click.Choice(["kubernetes"]), default="kubernetes")
+@click.option(
+    "--platform",
+    "--target",  # its old name
+    "platform",
+    type=click.Choice(["kubernetes"]),
+    default="kubernetes",
+    show_default=True,
+    help="What to render for.",
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Build context directory.")
 @click.option(
     "--force", is_flag=True, help="Re-render into a non-empty folder an earlier render wrote."
@@ -270,8 +283,8 @@ def rollback_cmd(
 @click.option(
     "--from",
     "source",
-    type=click.Choice(["local", "staging"]),
-    default="local",
+    type=click.Choice(["production", "staging", "local"]),
+    default="production",
     show_default=True,
     help="Whose live routes to start from.",
 )
@@ -283,7 +296,7 @@ def rollback_cmd(
 def render_cmd(
     ctx: click.Context,
     name: str,
-    render_target: str,
+    platform: str,
     out_dir: str | None,
     force: bool,
     version: str | None,
@@ -299,7 +312,7 @@ def render_cmd(
     """Write a Dockerfile, a KServe InferenceService and a Deployment + Service (not applied)."""
     args: dict[str, Any] = {
         "name": name,
-        "target": render_target,
+        "platform": platform,
         "namespace": namespace,
         "source": source,
         "write": True,
@@ -337,38 +350,31 @@ def render_cmd(
 
 @deploy.command("stop")
 @click.argument("name")
-@click.option(
-    "--target",
-    type=click.Choice(["local", "staging"]),
-    default=None,
-    help="Only this target's gateway (default: all of NAME's gateways).",
+@environment_option(
+    default=None, help="Only this environment's gateway (default: all of NAME's gateways)."
 )
 @as_option
 @click.pass_context
-def stop_cmd(ctx: click.Context, name: str, target: str | None, as_user: str | None) -> None:
+def stop_cmd(ctx: click.Context, name: str, environment: str | None, as_user: str | None) -> None:
     """Stop the model's gateway process (the deployment record stays)."""
-    args = {"name": name, **({"target": target} if target else {})}
+    args = {"name": name, **({"environment": environment} if environment else {})}
     stopped = call(ctx, human(ctx, as_user), "stop_gateway", args)["stopped"]
     console().print(f"{name}: gateway {'stopped' if stopped else 'was not running'}.")
 
 
 @deploy.command("start")
 @click.argument("name")
-@click.option(
-    "--target",
-    type=click.Choice(["local", "staging"]),
-    default="local",
-    show_default=True,
-    help="Whose gateway: local (production; needs deploy:production) or staging.",
-)
+@environment_option(help="Whose gateway: production (needs deploy:production) or staging.")
 @as_option
 @json_option
 @click.pass_context
 def start_cmd(
-    ctx: click.Context, name: str, target: str, as_user: str | None, as_json: bool
+    ctx: click.Context, name: str, environment: str, as_user: str | None, as_json: bool
 ) -> None:
     """Start NAME's stopped gateway on its last revision (routes do not change; people only)."""
-    out = call(ctx, human(ctx, as_user), "start_gateway", {"name": name, "target": target})
+    out = call(
+        ctx, human(ctx, as_user), "start_gateway", {"name": name, "environment": environment}
+    )
 
     def show(d: dict[str, Any]) -> None:
         versions = ", ".join(f"v{v}" for v in d["live_versions"])
@@ -379,7 +385,7 @@ def start_cmd(
             else f"serving revision {d['serving_revision']}, not yet revision {d['revision']}"
         )
         console().print(
-            f"{d['name']} ({d['target']}): gateway {state} at {d['url']}, {serving} ({versions})."
+            f"{d['name']} ({d['environment']}): gateway {state} at {d['url']}, {serving} ({versions})."
         )
 
     emit(out, as_json, show)

@@ -7,11 +7,9 @@ from typing import Any
 
 import click
 
-from agents.cli.common import as_option, call, console, emit, human, json_option
+from agents.cli.common import as_option, call, console, emit, environment_option, human, json_option
 
-target_option = click.option(
-    "--target", type=click.Choice(["local", "staging"]), default="local", show_default=True
-)
+environment_opt = environment_option()
 MAX_WATCH_SECONDS = 24 * 3600
 
 
@@ -43,7 +41,7 @@ def render_report(data: dict[str, Any]) -> None:
     r = data["report"]
     w = r["window"]
     c.print(
-        f"[bold]{r['model_name']}[/bold] ({r['target']}): {w['from']} → {w['to']}, {w['rows']} log rows"
+        f"[bold]{r['model_name']}[/bold] ({r['environment']}): {w['from']} → {w['to']}, {w['rows']} log rows"
     )
     for note in r.get("notes", []):
         c.print(f"  note: {note}")
@@ -137,7 +135,7 @@ def render_report(data: dict[str, Any]) -> None:
 @click.argument("model")
 @click.option("--window", "window", default=None, help="e.g. 30m, 1h, 2d (default: the policy's).")
 @click.option("--html", "html_path", default=None, help="Also write an HTML report with plots.")
-@target_option
+@environment_opt
 @as_option
 @json_option
 @click.pass_context
@@ -146,12 +144,12 @@ def report_cmd(
     model: str,
     window: str | None,
     html_path: str | None,
-    target: str,
+    environment: str,
     as_user: str | None,
     as_json: bool,
 ) -> None:
     """Drift, estimated and realized performance and SLOs of MODEL (NAME, NAME/3, NAME@champion)."""
-    args: dict[str, Any] = {"model_id": model, "target": target}
+    args: dict[str, Any] = {"model_id": model, "environment": environment}
     if window:
         args["window_minutes"] = parse_window(window)
     if html_path:
@@ -177,7 +175,7 @@ def report_cmd(
     help="Stop after this long (e.g. 30s, 10m, 1h).",
 )
 @click.option("--window", "window", default=None, help="Report window (default: the policy's).")
-@target_option
+@environment_opt
 @as_option
 @click.pass_context
 def watch_cmd(
@@ -186,13 +184,13 @@ def watch_cmd(
     every: float,
     duration: str,
     window: str | None,
-    target: str,
+    environment: str,
     as_user: str | None,
 ) -> None:
     """Check MODEL repeatedly (alerts stored; the pinned policy may roll back), with a live line."""
     actor = human(ctx, as_user)
     seconds = min(parse_window(duration) * 60, MAX_WATCH_SECONDS)
-    args: dict[str, Any] = {"model_id": model, "target": target}
+    args: dict[str, Any] = {"model_id": model, "environment": environment}
     if window:
         args["window_minutes"] = parse_window(window)
     from rich.markup import escape

@@ -34,7 +34,7 @@ def _render_tracking(o: dict[str, Any]) -> None:
 def _render_features(o: dict[str, Any]) -> None:
     r = o["report"]
     click.echo(
-        f"{r['rows']} rows, target {r['target']} ({r['task']}), selection by {r['selection_method']}"
+        f"{r['rows']} rows, label column {r['label_column']} ({r['task']}), selection by {r['selection_method']}"
     )
     click.echo("profile:")
     for p in r["profile"]:

@@ -14,6 +14,7 @@ from agents.server.auth import Principal
 from agents.server.deps import IDEMPOTENCY_HEADER, control_plane, principal
 from agents.server.plane import WORKFLOWS, ControlPlane
 from agents.server.responses import READ_ERRORS, WRITE_ERRORS, ApiError
+from core.deployment import Environment
 from core.names import NAME_PATTERN
 from policies.audit_check import AuditCheck
 from tools.deployment_tools import (
@@ -27,7 +28,6 @@ router = APIRouter()
 # A body field never names the acting person: unknown fields are refused, not ignored.
 _STRICT = ConfigDict(extra="forbid")
 NAME = f"^{NAME_PATTERN}$"
-Target = Literal["local", "staging"]
 _ANCHOR = re.compile(r"^([0-9]{1,12}):([0-9a-f]{64})$")
 MODEL_PATH = Path(pattern=NAME, max_length=128, description="A model name.")
 
@@ -40,12 +40,14 @@ MODEL_PATH = Path(pattern=NAME, max_length=128, description="A model name.")
     tags=["deployments"],
 )
 async def list_deployments(
-    target: Target | None = None,
+    environment: Environment | None = None,
     p: Principal = Depends(principal),
     cp: ControlPlane = Depends(control_plane),
 ) -> dict[str, Any]:
-    """Names of the models that have a deployment (optionally on one target)."""
-    return await cp.read(cp.tool, p, "list_deployments", {"target": target} if target else {})
+    """Names of the models that have a deployment (optionally on one environment)."""
+    return await cp.read(
+        cp.tool, p, "list_deployments", {"environment": environment} if environment else {}
+    )
 
 
 @router.get(
@@ -56,17 +58,17 @@ async def list_deployments(
 )
 async def deployment_status(
     name: str = MODEL_PATH,
-    target: Target = "local",
+    environment: Environment = "production",
     p: Principal = Depends(principal),
     cp: ControlPlane = Depends(control_plane),
 ) -> dict[str, Any]:
     """Live versions and weights, rollout in progress, revision history, gateway health."""
-    return await cp.read(cp.tool, p, "get_deployment", {"name": name, "target": target})
+    return await cp.read(cp.tool, p, "get_deployment", {"name": name, "environment": environment})
 
 
 class AdvanceBody(BaseModel):
     model_config = _STRICT
-    target: Target = "local"
+    environment: Environment = "production"
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     min_requests: int | None = Field(default=None, ge=0, le=10_000_000)
     wait_seconds: float = Field(default=10.0, ge=0, le=300)
@@ -75,13 +77,13 @@ class AdvanceBody(BaseModel):
 
 class AbortBody(BaseModel):
     model_config = _STRICT
-    target: Target = "local"
+    environment: Environment = "production"
     reason: str = Field(default="", max_length=2000)
 
 
 class RollbackBody(BaseModel):
     model_config = _STRICT
-    target: Target = "local"
+    environment: Environment = "production"
     to_version: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
     reason: str = Field(default="", max_length=2000)
 

@@ -35,20 +35,20 @@ _ROUTES: dict[str, tuple[str, str, tuple[str, ...], tuple[str, ...]]] = {
     "list_approvals": ("GET", "/approvals", ("status",), ()),
     "get_approval": ("GET", "/approvals/{approval_id}", (), ()),
     "validate_approval": ("POST", "/approvals/{approval_id}/validate", (), ()),
-    "list_deployments": ("GET", "/deployments", ("target",), ()),
-    "get_deployment": ("GET", "/deployments/{name}", ("target",), ()),
+    "list_deployments": ("GET", "/deployments", ("environment",), ()),
+    "get_deployment": ("GET", "/deployments/{name}", ("environment",), ()),
     "advance_rollout": (
         "POST",
         "/deployments/{name}/rollout/advance",
         (),
-        ("target", "max_error_rate", "min_requests", "wait_seconds", "reason"),
+        ("environment", "max_error_rate", "min_requests", "wait_seconds", "reason"),
     ),
-    "abort_rollout": ("POST", "/deployments/{name}/rollout/abort", (), ("target", "reason")),
+    "abort_rollout": ("POST", "/deployments/{name}/rollout/abort", (), ("environment", "reason")),
     "rollback_deployment": (
         "POST",
         "/deployments/{name}/rollback",
         (),
-        ("target", "to_version", "reason"),
+        ("environment", "to_version", "reason"),
     ),
 }
 _WORKFLOW_TOOLS = {"evaluate_model": "ml-model-evaluation", "request_promotion": "promotion"}

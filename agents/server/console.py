@@ -393,18 +393,18 @@ def deployments_page(request: Request) -> Response:
     p, session = _user(request)
     cp = _cp(request)
     rows = []
-    for target in ("local", "staging"):
-        for name in cp.tool(p, "list_deployments", {"target": target})["deployments"]:
-            rows.append(cp.tool(p, "get_deployment", {"name": name, "target": target}))
+    for environment in ("production", "staging"):
+        for name in cp.tool(p, "list_deployments", {"environment": environment})["deployments"]:
+            rows.append(cp.tool(p, "get_deployment", {"name": name, "environment": environment}))
     return render(request, "deployments.html", who=p.name, csrf=session.csrf, deployments=rows)
 
 
 @router.get("/deployments/{name}")
-def deployment_page(request: Request, name: str, target: str = "local") -> Response:
+def deployment_page(request: Request, name: str, environment: str = "production") -> Response:
     p, session = _user(request)
-    if not _NAME.match(name) or target not in ("local", "staging"):
+    if not _NAME.match(name) or environment not in ("production", "staging"):
         raise ApiError(404, "not_found", "no such deployment")
-    d = _cp(request).tool(p, "get_deployment", {"name": name, "target": target})
+    d = _cp(request).tool(p, "get_deployment", {"name": name, "environment": environment})
     return render(request, "deployment.html", who=p.name, csrf=session.csrf, d=d)
 
 

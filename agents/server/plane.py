@@ -210,7 +210,9 @@ class ControlPlane:
         so each production revision that served one version at 100 % moved it there (with
         the approval behind it); ``challenger`` moves by ``set_challenger`` (audit log)."""
         try:
-            revisions = self.tool(p, "get_deployment", {"name": name, "target": "local"})["history"]
+            revisions = self.tool(p, "get_deployment", {"name": name, "environment": "production"})[
+                "history"
+            ]
         except ApiError as exc:
             if exc.status != 404:
                 raise

@@ -126,7 +126,7 @@ def collect_units(
     window = read_window(
         engine,
         exp["model_name"],
-        target="local",
+        environment="production",
         seconds=max(end - start, 1.0),
         until=end,
         max_rows=500_000,

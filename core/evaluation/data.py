@@ -89,14 +89,14 @@ def read_table(path: Path) -> pd.DataFrame:
 def load_dataset(
     path: str | Path,
     *,
-    target: str,
+    label_column: str,
     allowed_roots: Sequence[str | Path],
     columns: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.Series]:
-    """(features, target) from a file under ``allowed_roots``.
+    """(features, labels) from a file under ``allowed_roots``.
 
-    ``columns`` restricts the features (default: every column except the target). Rows whose
-    target is missing are refused: a label cannot be guessed.
+    ``columns`` restricts the features (default: every column except the label column). Rows whose
+    label is missing are refused: a label cannot be guessed.
     """
     resolved = resolve_inside(path, allowed_roots)
     if not resolved.is_file():
@@ -106,13 +106,13 @@ def load_dataset(
         )
     frame = read_table(resolved)
     names = [str(c) for c in frame.columns]
-    if target not in frame.columns:
+    if label_column not in frame.columns:
         raise InvalidInput(
-            f"target column {target!r} is not in {resolved.name}",
+            f"label column {label_column!r} is not in {resolved.name}",
             hint=f"Columns: {names}.",
         )
     if columns is None:
-        features = [c for c in frame.columns if c != target]
+        features = [c for c in frame.columns if c != label_column]
     else:
         unknown = [c for c in columns if c not in frame.columns]
         if unknown:
@@ -120,11 +120,11 @@ def load_dataset(
                 f"unknown feature column(s) {unknown} in {resolved.name}", hint=f"Columns: {names}."
             )
         features = list(columns)
-    y = frame[target]
+    y = frame[label_column]
     missing = y.isna().to_numpy().nonzero()[0]
     if len(missing):
         raise InvalidInput(
-            f"target column {target!r} has missing values in {describe_rows(missing)}",
+            f"label column {label_column!r} has missing values in {describe_rows(missing)}",
             hint="Drop or label those rows before evaluating.",
         )
     return frame[features], y

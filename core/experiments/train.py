@@ -68,7 +68,7 @@ def _estimator(model_type: str, task: str, params: dict[str, Any], seed: int) ->
 def train_tracked(
     tracker: Any,
     dataset: Any,
-    target: str,
+    label_column: str,
     *,
     model_type: str = "random_forest",
     hyperparameters: dict[str, Any] | None = None,
@@ -102,19 +102,19 @@ def train_tracked(
     )
     dataset.require_valid("tabular")
     frame = dataset.to_pandas()
-    if target not in frame.columns:
+    if label_column not in frame.columns:
         raise InvalidInput(
-            f"target column {target!r} is not in {dataset.name}",
+            f"label column {label_column!r} is not in {dataset.name}",
             hint=f"Columns: {', '.join(frame.columns[:30])}.",
         )
-    if frame[target].isna().any():
-        raise InvalidInput(f"target {target!r} has missing values")
-    y = frame[target]
+    if frame[label_column].isna().any():
+        raise InvalidInput(f"label column {label_column!r} has missing values")
+    y = frame[label_column]
     task = "regression" if y.dtype.kind == "f" and y.nunique() > 20 else "classification"
     dropped: dict[str, str] = {}
     numeric, cats = [], []
     for col in frame.columns:
-        if col == target:
+        if col == label_column:
             continue
         kind = column_kind(frame[col])
         if kind in (NUMERIC, BOOLEAN):
@@ -180,8 +180,8 @@ def train_tracked(
             }
         )
         run.log_metrics(metrics)
-        run.log_dataset(train_ds, "training", targets=target)
-        run.log_dataset(test_ds, "evaluation", targets=target)
+        run.log_dataset(train_ds, "training", targets=label_column)
+        run.log_dataset(test_ds, "evaluation", targets=label_column)
         run.log_predictions(
             y_te.to_numpy(), pred, y_score=score, task=task, row_ids=X_te.index.to_numpy()
         )

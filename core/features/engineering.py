@@ -52,7 +52,7 @@ class FeatureDecision(BaseModel):
 
 class EngineeringReport(BaseModel):
     rows: int
-    target: str
+    label_column: str
     task: str
     seed: int
     selection_method: str
@@ -74,11 +74,11 @@ def _task(y: Any) -> str:
 
 
 def generate_candidates(
-    frame: Any, target: str, profiles: list[ColumnProfile], types: list[str], train_idx: Any
+    frame: Any, label_column: str, profiles: list[ColumnProfile], types: list[str], train_idx: Any
 ) -> list[Candidate]:
     import numpy as np
 
-    kinds = {p.name: p.kind for p in profiles if p.name != target}
+    kinds = {p.name: p.kind for p in profiles if p.name != label_column}
     numeric = [c for c, k in kinds.items() if k in (NUMERIC, BOOLEAN)]
     cats = [c for c, k in kinds.items() if k == CATEGORICAL]
     out: list[Candidate] = []
@@ -133,7 +133,7 @@ def generate_candidates(
                 )
             )
     if "interaction" in types and len(numeric) >= 2:
-        ranked = _rank_numeric(frame, numeric, target, train_idx)[:5]
+        ranked = _rank_numeric(frame, numeric, label_column, train_idx)[:5]
         for i, a in enumerate(ranked):
             for b in ranked[i + 1 :]:
                 x, y = frame[a].astype(float), frame[b].astype(float)
@@ -144,10 +144,10 @@ def generate_candidates(
     return [c for c in out if c.values.nunique(dropna=True) > 1]
 
 
-def _rank_numeric(frame: Any, numeric: list[str], target: str, train_idx: Any) -> list[str]:
+def _rank_numeric(frame: Any, numeric: list[str], label_column: str, train_idx: Any) -> list[str]:
     import pandas as pd
 
-    y = frame[target].iloc[train_idx]
+    y = frame[label_column].iloc[train_idx]
     if not pd.api.types.is_numeric_dtype(y):
         y = y.astype("category").cat.codes
     corr = {
@@ -196,8 +196,10 @@ def _scores(
         from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
         fn = mutual_info_classif if task == "classification" else mutual_info_regression
-        target = y.astype("category").cat.codes if task == "classification" else y.astype(float)
-        mi = fn(Xf.iloc[train_idx], target.iloc[train_idx], random_state=seed)
+        label_column = (
+            y.astype("category").cat.codes if task == "classification" else y.astype(float)
+        )
+        mi = fn(Xf.iloc[train_idx], label_column.iloc[train_idx], random_state=seed)
         return {c: float(v) for c, v in zip(X.columns, mi, strict=True)}
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.inspection import permutation_importance
@@ -226,7 +228,7 @@ def _skew_warning(values: Any, train_idx: Any, val_idx: Any) -> str | None:
 
 def engineer_features(
     frame: Any,
-    target: str,
+    label_column: str,
     *,
     feature_types: list[str] | None = None,
     method: str = "mutual_info",
@@ -249,21 +251,21 @@ def engineer_features(
         )
     if method not in ("mutual_info", "permutation"):
         raise InvalidInput("method must be mutual_info or permutation")
-    if target not in frame.columns:
+    if label_column not in frame.columns:
         raise InvalidInput(
-            f"target column {target!r} is not in the dataset",
+            f"label column {label_column!r} is not in the dataset",
             hint=f"Columns: {', '.join(map(str, frame.columns[:30]))}.",
         )
-    if frame[target].isna().any():
+    if frame[label_column].isna().any():
         raise InvalidInput(
-            f"target {target!r} has {int(frame[target].isna().sum())} missing values"
+            f"label column {label_column!r} has {int(frame[label_column].isna().sum())} missing values"
         )
     if len(frame) < 40:
         raise InvalidInput(
             f"{len(frame)} rows are too few to select and validate features (need 40)"
         )
     frame = frame.reset_index(drop=True)
-    y = frame[target]
+    y = frame[label_column]
     task = _task(y)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(frame))
@@ -272,7 +274,7 @@ def engineer_features(
     profiles = profile_frame(frame)
     usable = frame.drop(columns=[c for c in (exclude or []) if c in frame.columns])
     cands = generate_candidates(
-        usable, target, [p for p in profiles if p.name in usable.columns], types, train_idx
+        usable, label_column, [p for p in profiles if p.name in usable.columns], types, train_idx
     )
     decisions: dict[str, FeatureDecision] = {}
     leaky_sources: set[str] = set()
@@ -333,7 +335,7 @@ def engineer_features(
         counts[c.kind] = counts.get(c.kind, 0) + 1
     report = EngineeringReport(
         rows=len(frame),
-        target=target,
+        label_column=label_column,
         task=task,
         seed=seed,
         selection_method=method,
@@ -398,7 +400,7 @@ def store_selected(
             raise InvalidInput(f"time column {time_column!r} has values that are not times")
     note = (
         f"selected by {report.selection_method} on a seeded split (seed {report.seed}) of "
-        f"{report.rows} rows for target {report.target}; rejected {len(report.rejected)} "
+        f"{report.rows} rows for label column {report.label_column}; rejected {len(report.rejected)} "
         "candidates (leakage, missingness, low score); "
         + (f"warnings: {'; '.join(report.warnings)}" if report.warnings else "no warnings")
     )
@@ -419,6 +421,6 @@ def store_selected(
         version,
         implementation_status="IMPLEMENTED",
         validation_note=note[:4000],
-        description=f"ml-feature-engineering for target {report.target}",
+        description=f"ml-feature-engineering for label column {report.label_column}",
     )
     return {"view": view, "version": version, "rows": len(rows), "features": report.selected}

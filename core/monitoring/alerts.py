@@ -27,7 +27,7 @@ class AlertRow(Base):
     __tablename__ = "monitoring_alerts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str] = mapped_column(String(32))
+    environment: Mapped[str] = mapped_column("target", String(32))  # column keeps its first name
     version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     kind: Mapped[str] = mapped_column(String(64))  # data_drift | latency_p99 | error_rate | ...
     severity: Mapped[str] = mapped_column(String(16))  # warning | critical
@@ -50,7 +50,7 @@ class AlertStore:
         with Session(self.engine) as s, s.begin():
             row = AlertRow(
                 model_name=alert["model_name"],
-                target=alert.get("target", "local"),
+                environment=alert.get("environment", "production"),
                 version=alert.get("version"),
                 kind=alert["kind"],
                 severity=alert.get("severity", "warning"),
@@ -88,7 +88,7 @@ def _as_dict(row: AlertRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "model_name": row.model_name,
-        "target": row.target,
+        "environment": row.environment,
         "version": row.version,
         "kind": row.kind,
         "severity": row.severity,

@@ -37,7 +37,7 @@ class FeedbackRow(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     model_name: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str] = mapped_column(String(32))
+    environment: Mapped[str] = mapped_column("target", String(32))  # column keeps its first name
     prediction_id: Mapped[str] = mapped_column(String(64))
     label: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
     metrics: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
@@ -120,11 +120,11 @@ class FeedbackLog:
     """Buffers feedback in memory and writes it in batches from one background thread."""
 
     def __init__(
-        self, engine: Engine, model_name: str, target: str, *, flush_seconds: float = 0.5
+        self, engine: Engine, model_name: str, environment: str, *, flush_seconds: float = 0.5
     ) -> None:
         self.engine = engine
         self.model_name = model_name
-        self.target = target
+        self.environment = environment
         self.flush_seconds = flush_seconds
         self._pending: deque = deque()
         self._stop = threading.Event()
@@ -166,7 +166,7 @@ class FeedbackLog:
         rows = [
             {
                 "model_name": self.model_name,
-                "target": self.target,
+                "environment": self.environment,
                 "prediction_id": pid,
                 "label": None if label is None else orjson.dumps(label).decode(),
                 "metrics": None if metrics is None else orjson.dumps(metrics).decode(),
@@ -191,7 +191,7 @@ def read_feedback(
     engine: Engine,
     model_name: str,
     *,
-    target: str = "local",
+    environment: str = "production",
     since: float | None = None,
     limit: int = 200_000,
 ) -> list[dict[str, Any]]:
@@ -199,7 +199,7 @@ def read_feedback(
     ensure_tables(engine, FeedbackRow)
     t = FeedbackRow
     q = select(t.prediction_id, t.label, t.metrics, t.covariate, t.ts).where(
-        t.model_name == model_name, t.target == target
+        t.model_name == model_name, t.environment == environment
     )
     if since is not None:
         q = q.where(t.ts >= datetime.fromtimestamp(since, UTC))

@@ -110,7 +110,7 @@ def render_html(report: dict[str, Any], plots: dict[str, dict[str, Any]]) -> str
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}.drift{color:crimson}</style>",
         "</head><body>",
-        f"<h1>{e(report['model_name'])} ({e(report['target'])})</h1>",
+        f"<h1>{e(report['model_name'])} ({e(report['environment'])})</h1>",
         f"<p>Window: {e(report['window']['from'])} to {e(report['window']['to'])} "
         f"({report['window']['seconds'] / 60:g} min); {report['window']['rows']} log rows.</p>",
     ]

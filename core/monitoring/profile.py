@@ -54,7 +54,7 @@ class ReferenceProfile:
     n_rows: int
     dataset: dict[str, Any] = field(default_factory=dict)
     source: str = REGISTRATION
-    target: str | None = None
+    label_column: str | None = None
     # The model on the sample rows (absent when it could not be computed; reason in notes).
     predictions: np.ndarray | None = None
     probabilities: np.ndarray | None = None
@@ -74,7 +74,7 @@ class ReferenceProfile:
             "sample_rows": self.sample_rows,
             "dataset": self.dataset,
             "source": self.source,
-            "target": self.target,
+            "label_column": self.label_column,
             "has_predictions": self.predictions is not None,
             "has_probabilities": self.probabilities is not None,
             "has_labels": self.labels is not None,
@@ -131,7 +131,7 @@ class ReferenceProfile:
             n_rows=int(summary["n_rows"]),
             dataset=summary.get("dataset", {}),
             source=summary.get("source", REGISTRATION),
-            target=summary.get("target"),
+            label_column=summary.get("label_column", summary.get("target")),
             notes=list(summary.get("notes", [])),
             **extra,
         )
@@ -157,17 +157,17 @@ def build_profile(
     frame: Any,
     *,
     features: list[str] | None = None,
-    target: str | None = "target",
+    label_column: str | None = "target",
     source: str = REGISTRATION,
     dataset: dict[str, Any] | None = None,
     sample_rows: int = SAMPLE_ROWS,
 ) -> ReferenceProfile:
-    """A profile of a pandas DataFrame's feature columns (all but ``target`` by default)."""
+    """A profile of a pandas DataFrame's feature columns (all but ``label_column`` by default)."""
     import pandas as pd
 
-    if target is not None and target not in frame.columns:
-        target = None
-    cols = features or [str(c) for c in frame.columns if c != target]
+    if label_column is not None and label_column not in frame.columns:
+        label_column = None
+    cols = features or [str(c) for c in frame.columns if c != label_column]
     n = len(frame)
     rng = np.random.default_rng(SEED)
     idx = np.sort(rng.choice(n, size=sample_rows, replace=False)) if n > sample_rows else None
@@ -192,11 +192,11 @@ def build_profile(
                 "n_categories": int(len(counts)),
             }
     labels = None
-    if target is not None:
-        picked = frame[target] if idx is None else frame[target].iloc[idx]
+    if label_column is not None:
+        picked = frame[label_column] if idx is None else frame[label_column].iloc[idx]
         labels = picked.to_numpy()
     return ReferenceProfile(
-        cols, kinds, samples, stats, n, dict(dataset or {}), source, target, labels=labels
+        cols, kinds, samples, stats, n, dict(dataset or {}), source, label_column, labels=labels
     )
 
 

@@ -61,7 +61,7 @@ class MonitoringService:
         profile = build_profile(
             frame,
             # Registered models name their label (core.byom); the quickstart's is "target".
-            target=info.tags.get("label_column") or "target",
+            label_column=info.tags.get("label_column") or "target",
             source=source,
             dataset={
                 "name": dataset,
@@ -122,19 +122,21 @@ class MonitoringService:
         versions: list[str],
         *,
         rules: dict[str, Any],
-        target: str = "local",
+        environment: str = "production",
         window_seconds: float = 3600.0,
         overrides: dict[str, Any] | None = None,
         until: float | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The report of each version over the window, and the data its plots draw."""
         window = read_window(
-            self.engine, model_name, target=target, seconds=window_seconds, until=until
+            self.engine, model_name, environment=environment, seconds=window_seconds, until=until
         )
-        feedback = read_feedback(self.engine, model_name, target=target, since=window.since)
+        feedback = read_feedback(
+            self.engine, model_name, environment=environment, since=window.since
+        )
         out: dict[str, Any] = {
             "model_name": model_name,
-            "target": target,
+            "environment": environment,
             "window": {
                 "from": datetime.fromtimestamp(window.since, UTC).isoformat(timespec="seconds"),
                 "to": datetime.fromtimestamp(window.until, UTC).isoformat(timespec="seconds"),
@@ -148,7 +150,7 @@ class MonitoringService:
         }
         if not len(window):
             out["notes"].append(
-                f"the prediction log holds no requests for {model_name} on {target} in the window"
+                f"the prediction log holds no requests for {model_name} on {environment} in the window"
             )
         plots: dict[str, Any] = {}
         for version in versions:

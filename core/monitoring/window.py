@@ -28,7 +28,7 @@ MAX_ROWS = 50_000
 @dataclass
 class LogWindow:
     model_name: str
-    target: str
+    environment: str
     since: float
     until: float
     ts: np.ndarray  # epoch seconds
@@ -62,7 +62,7 @@ def read_window(
     engine: Engine,
     model_name: str,
     *,
-    target: str = "local",
+    environment: str = "production",
     seconds: float = 3600.0,
     until: float | None = None,
     max_rows: int = MAX_ROWS,
@@ -79,7 +79,7 @@ def read_window(
         )
         .where(
             t.model_name == model_name,
-            t.target == target,
+            t.environment == environment,
             t.ts >= datetime.fromtimestamp(start, UTC),
             t.ts <= datetime.fromtimestamp(end, UTC),
         )
@@ -99,7 +99,7 @@ def read_window(
         )
     return LogWindow(
         model_name,
-        target,
+        environment,
         start,
         end,
         np.array([_epoch(r.ts) for r in rows], dtype=float),

@@ -13,7 +13,7 @@ from core.optimizer.bench import (
     measure_throughput,
 )
 from core.optimizer.export import INPUT_NAME, ExportedModel, dedupe_opset_imports, export_to_onnx
-from core.optimizer.optimize import VALID_TARGETS, OptimizationReport, choose_artifact, optimize
+from core.optimizer.optimize import VALID_GOALS, OptimizationReport, choose_artifact, optimize
 from core.optimizer.parity import ParityReport, check_parity, require_parity
 from core.optimizer.predictor import OnnxPredictor, SessionConfig, session_options
 from core.optimizer.quantize import (
@@ -25,7 +25,7 @@ from core.optimizer.quantize import (
 
 __all__ = [
     "INPUT_NAME",
-    "VALID_TARGETS",
+    "VALID_GOALS",
     "ArtifactBenchmark",
     "BenchmarkSettings",
     "ExportedModel",

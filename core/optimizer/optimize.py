@@ -47,8 +47,8 @@ from core.optimizer.quantize import (
     quantized_op_counts,
 )
 
-Target = Literal["latency", "size", "throughput"]
-VALID_TARGETS: tuple[str, ...] = get_args(Target)
+Goal = Literal["latency", "size", "throughput"]
+VALID_GOALS: tuple[str, ...] = get_args(Goal)
 MODEL_FILE = "model.onnx"
 REPORT_FILE = "report.json"
 
@@ -58,7 +58,7 @@ class OptimizationReport(BaseModel):
 
     model_type: str
     task: str
-    target: str
+    goal: str
     n_features: int
     holdout_rows: int
     converter: str
@@ -88,7 +88,7 @@ def optimize(
     X_sample: Any,
     X_holdout: Any,
     *,
-    target: str = "latency",
+    goal: str = "latency",
     out_dir: str | Path,
     session: SessionConfig | None = None,
     score_tolerance: float = DEFAULT_SCORE_TOLERANCE,
@@ -98,15 +98,15 @@ def optimize(
     benchmark: BenchmarkSettings | None = None,
     target_opset: int | None = None,
 ) -> OptimizationReport:
-    """Turn a fitted model into a measured ONNX artifact chosen for ``target``.
+    """Turn a fitted model into a measured ONNX artifact chosen for ``goal``.
 
-    Raises InvalidInput for a bad target/tolerance/data or an unsupported model, and
+    Raises InvalidInput for a bad goal/tolerance/data or an unsupported model, and
     GateFailed when the fp32 ONNX graph does not reproduce the model within tolerance.
     """
-    if target not in VALID_TARGETS:
+    if goal not in VALID_GOALS:
         raise InvalidInput(
-            f"unknown optimization target {target!r}",
-            hint=f"Valid targets: {', '.join(VALID_TARGETS)}.",
+            f"unknown optimization goal {goal!r}",
+            hint=f"Valid goals: {', '.join(VALID_GOALS)}.",
         )
     validate_tolerances(score_tolerance, min_label_agreement)
     validate_tolerances(quantized_score_tolerance, quantized_min_label_agreement)
@@ -151,7 +151,7 @@ def optimize(
         model,
         exported.model,
         holdout,
-        target=target,
+        goal=goal,
         session=session,
         settings=settings,
         score_tolerance=quantized_score_tolerance,
@@ -167,7 +167,7 @@ def optimize(
         quant_report.latency_p50_after_us = quant.benchmark.single_row.p50_us
 
     candidates = [r for r in results if r.artifact == "sklearn" or r.artifact in artifacts]
-    adopted, reason = choose_artifact(target, candidates)
+    adopted, reason = choose_artifact(goal, candidates)
     if quant_report.attempted and quant_report.eligible:
         quant_report.adopted = adopted == "onnx_int8"
         quant_report.adoption_reason = (
@@ -190,7 +190,7 @@ def optimize(
     report = OptimizationReport(
         model_type=model_type_name(model),
         task=exported.task,
-        target=target,
+        goal=goal,
         n_features=exported.n_features,
         holdout_rows=int(holdout.shape[0]),
         converter=exported.converter,
@@ -224,20 +224,20 @@ def _try_quantization(
     onnx_model: Any,
     holdout: Any,
     *,
-    target: str,
+    goal: str,
     session: SessionConfig,
     settings: BenchmarkSettings,
     score_tolerance: float,
     min_label_agreement: float,
 ) -> _QuantOutcome:
     blocker = quantization_blocker(onnx_model)
-    if target == "throughput":
+    if goal == "throughput":
         return _QuantOutcome(
             report=QuantizationReport(
                 attempted=False,
                 applicable=blocker is None,
-                reason="not attempted: the target is 'throughput'; int8 dynamic quantization "
-                "is tried for the 'size' and 'latency' targets"
+                reason="not attempted: the goal is 'throughput'; int8 dynamic quantization "
+                "is tried for the 'size' and 'latency' goals"
                 + ("" if blocker is None else f" (and it could not help here: {blocker})"),
             )
         )
@@ -325,13 +325,13 @@ def _try_quantization(
     return _QuantOutcome(report=report, benchmark=bench, model_bytes=q_bytes)
 
 
-def choose_artifact(target: str, candidates: list[ArtifactBenchmark]) -> tuple[str, str]:
-    """(artifact, reason): the best candidate on the target metric, quoting the numbers."""
-    if target == "latency":
+def choose_artifact(goal: str, candidates: list[ArtifactBenchmark]) -> tuple[str, str]:
+    """(artifact, reason): the best candidate on the goal's metric, quoting the numbers."""
+    if goal == "latency":
         best = min(candidates, key=lambda r: r.single_row.p50_us)
         detail = ", ".join(f"{r.artifact} {r.single_row.p50_us:.1f} µs" for r in candidates)
         reason = f"lowest single-row p50 latency ({detail})"
-    elif target == "throughput":
+    elif goal == "throughput":
         best = max(candidates, key=lambda r: r.batch.rows_per_second)
         detail = ", ".join(
             f"{r.artifact} {r.batch.rows_per_second:,.0f} rows/s" for r in candidates
@@ -344,7 +344,7 @@ def choose_artifact(target: str, candidates: list[ArtifactBenchmark]) -> tuple[s
         reason = f"smallest artifact ({detail})"
     if best.artifact == "sklearn":
         reason += (
-            "; no ONNX artifact beats the scikit-learn model on this target, so it is kept "
+            "; no ONNX artifact beats the scikit-learn model for this goal, so it is kept "
             "and no model.onnx is written"
         )
     return best.artifact, f"{best.artifact}: {reason}"

@@ -135,14 +135,14 @@ class Gateway:
         model_name: str,
         state_db_url: str,
         *,
-        target: str = "local",
+        environment: str = "production",
         poll_seconds: float = 0.5,
         routes_file: Path | None = None,
         log_flush_seconds: float = 0.5,
         predict_timeout_s: float = PREDICT_TIMEOUT_S,
     ) -> None:
         self.model_name = model_name
-        self.target = target
+        self.environment = environment
         # A thread-run model call that takes longer is answered 504 and counted against its
         # version (inline ONNX calls are µs-scale and run to completion on the event loop).
         self.predict_timeout_s = predict_timeout_s
@@ -166,14 +166,14 @@ class Gateway:
         self.log = PredictionLog(
             self.engine,
             model_name,
-            target,
+            environment,
             gateway_id=self.gateway_id,
             flush_seconds=log_flush_seconds,
         )
         self.shadow = ShadowMirror(self)
         # POST /feedback: labels and A/B outcomes, joined to predictions by prediction_id.
         self.feedback = FeedbackLog(
-            self.engine, model_name, target, flush_seconds=log_flush_seconds
+            self.engine, model_name, environment, flush_seconds=log_flush_seconds
         )
         self.id_prefix = self.gateway_id.encode()
         self.server_info: dict[str, str] = {}
@@ -211,7 +211,8 @@ class Gateway:
                 select(RevisionRow.revision, RevisionRow.strategy, RevisionRow.routes)
                 .join(DeploymentRow, DeploymentRow.id == RevisionRow.deployment_id)
                 .where(
-                    DeploymentRow.model_name == self.model_name, DeploymentRow.target == self.target
+                    DeploymentRow.model_name == self.model_name,
+                    DeploymentRow.environment == self.environment,
                 )
                 .order_by(RevisionRow.revision.desc())
                 .limit(1)
@@ -381,7 +382,7 @@ class Gateway:
         return {
             "status": "ok" if table else "no_live_version",
             "model_name": self.model_name,
-            "target": self.target,
+            "environment": self.environment,
             "revision": table.revision if table else None,
             "strategy": table.strategy if table else None,
             "versions": versions,
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", required=True)
-    p.add_argument("--target", default="local")
+    p.add_argument("--environment", default="production")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--poll-seconds", type=float, default=0.5)
@@ -463,7 +464,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     from core.names import is_valid_name
 
-    for flag, value in (("--model", args.model), ("--target", args.target)):
+    for flag, value in (("--model", args.model), ("--environment", args.environment)):
         if not is_valid_name(value):
             p.error(f"{flag} {value!r}: letters, digits, '.', '_' or '-' (at most 128)")
     if not args.predict_timeout > 0:
@@ -477,7 +478,7 @@ def main(argv: list[str] | None = None) -> None:
     gateway = Gateway(
         args.model,
         settings.resolved_state_db_url,
-        target=args.target,
+        environment=args.environment,
         poll_seconds=args.poll_seconds,
         routes_file=args.routes_file,
         predict_timeout_s=args.predict_timeout,

@@ -40,7 +40,7 @@ _SLICE = 256  # rows per executemany inside one batch's transaction
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 _COLUMNS = (
     "model_name",
-    "target",
+    "target",  # the environment; the column keeps its first name
     "ts",
     "request_id",
     "revision",
@@ -60,7 +60,7 @@ class PredictionLogRow(Base):
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     model_name: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str] = mapped_column(String(32))
+    environment: Mapped[str] = mapped_column("target", String(32))  # column keeps its first name
     ts = mapped_column(DateTime(timezone=True))
     request_id: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -85,7 +85,7 @@ class PredictionLog:
         self,
         engine: Engine,
         model_name: str,
-        target: str,
+        environment: str,
         *,
         gateway_id: str,
         flush_seconds: float = 0.5,
@@ -93,7 +93,7 @@ class PredictionLog:
     ) -> None:
         self.engine = engine
         self.model_name = model_name
-        self.target = target
+        self.environment = environment
         self.gateway_id = gateway_id
         self.flush_seconds = flush_seconds
         self.max_pending = max_pending
@@ -175,7 +175,7 @@ class PredictionLog:
                     rows.append(
                         (
                             self.model_name,
-                            self.target,
+                            self.environment,
                             stamp(ts) + zone,
                             prefix + str(seq),
                             rev,
@@ -232,13 +232,15 @@ def _lower_priority(what: str) -> None:
 
 
 def read_prediction_log(
-    engine: Engine, model_name: str, *, target: str = "local", limit: int = 1000
+    engine: Engine, model_name: str, *, environment: str = "production", limit: int = 1000
 ) -> list[dict[str, Any]]:
     """The newest ``limit`` log rows of a model, newest first, with JSON columns decoded."""
     ensure_tables(engine, PredictionLogRow)
     q = (
         select(PredictionLogRow)
-        .where(PredictionLogRow.model_name == model_name, PredictionLogRow.target == target)
+        .where(
+            PredictionLogRow.model_name == model_name, PredictionLogRow.environment == environment
+        )
         .order_by(PredictionLogRow.id.desc())
         .limit(limit)
     )
@@ -254,7 +256,9 @@ def read_prediction_log(
     ]
 
 
-def wait_for_rows(engine: Engine, model_name: str, n: int, *, target: str, timeout: float) -> int:
+def wait_for_rows(
+    engine: Engine, model_name: str, n: int, *, environment: str, timeout: float
+) -> int:
     """Poll until the log holds at least ``n`` rows for the model (for tests and tools)."""
     from sqlalchemy import func
 
@@ -265,7 +269,10 @@ def wait_for_rows(engine: Engine, model_name: str, n: int, *, target: str, timeo
             count = conn.execute(
                 select(func.count())
                 .select_from(PredictionLogRow)
-                .where(PredictionLogRow.model_name == model_name, PredictionLogRow.target == target)
+                .where(
+                    PredictionLogRow.model_name == model_name,
+                    PredictionLogRow.environment == environment,
+                )
             ).scalar_one()
         if count >= n:
             return count

@@ -1,7 +1,7 @@
 """Start, find and stop the detached gateway process of one model deployment.
 
 Each gateway records its pid, process start time, port and URL in
-``MODELOPS_HOME/gateways/NAME/gateway.json`` (``NAME@TARGET`` for targets other than
+``MODELOPS_HOME/gateways/NAME/gateway.json`` (``NAME@ENVIRONMENT`` for environments other than
 ``local``), so any later CLI call can find it. A pid is signalled only while it still is that
 gateway (command line and start time match, checked with psutil): a stale record whose pid now
 belongs to another process is cleaned up without killing anything.
@@ -33,18 +33,22 @@ _CREATE_TIME_TOLERANCE = 0.5
 log = logging.getLogger(__name__)
 
 
-def gateway_dir(home: Path, model_name: str, target: str, *, create: bool = False) -> Path:
+def gateway_dir(home: Path, model_name: str, environment: str, *, create: bool = False) -> Path:
     """``home/gateways/NAME`` (``NAME@TARGET`` off ``local``), after both names are checked;
     created only when ``create`` (looking a gateway up never makes folders)."""
     validate_name("model", model_name)
-    validate_name("target", target)
-    d = home / "gateways" / (model_name if target == "local" else f"{model_name}@{target}")
+    validate_name("environment", environment)
+    d = (
+        home
+        / "gateways"
+        / (model_name if environment == "production" else f"{model_name}@{environment}")
+    )
     if create:
         d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def gateway_targets(home: Path, model_name: str) -> list[str]:
+def gateway_environments(home: Path, model_name: str) -> list[str]:
     """Targets of ``model_name`` that have a gateway record on disk."""
     root = home / "gateways"
     if not root.is_dir():
@@ -53,18 +57,21 @@ def gateway_targets(home: Path, model_name: str) -> list[str]:
     for d in root.iterdir():
         if not (d / GATEWAY_FILE).exists():
             continue
-        name, _, target = d.name.partition("@")
+        name, _, environment = d.name.partition("@")
         if name == model_name:
-            out.append(target or "local")
+            out.append(environment or "production")
     return sorted(out)
 
 
-def read_gateway(home: Path, model_name: str, target: str) -> dict[str, Any]:
-    meta_file = gateway_dir(home, model_name, target) / GATEWAY_FILE
+def read_gateway(home: Path, model_name: str, environment: str) -> dict[str, Any]:
+    meta_file = gateway_dir(home, model_name, environment) / GATEWAY_FILE
     if not meta_file.exists():
         return {"running": False}
     meta = json.loads(meta_file.read_text())
-    meta["running"] = is_our_gateway(meta, model_name, target)
+    if "target" in meta:  # a record written before the rename
+        old = meta.pop("target")
+        meta.setdefault("environment", "production" if old == "local" else old)
+    meta["running"] = is_our_gateway(meta, model_name, environment)
     return meta
 
 
@@ -73,7 +80,7 @@ def start_gateway(
     state_db_url: str,
     model_name: str,
     *,
-    target: str,
+    environment: str,
     host: str,
     port: int,
     timeout: float,
@@ -82,7 +89,7 @@ def start_gateway(
     """Start the gateway detached (own session, log file) and wait until /health answers."""
     if port == 0:
         port = free_port(host)
-    gdir = gateway_dir(home, model_name, target, create=True)
+    gdir = gateway_dir(home, model_name, environment, create=True)
     log_path = gdir / "gateway.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     env = {**os.environ, "MODELOPS_STATE_DB_URL": state_db_url, "MODELOPS_HOME": str(home)}
@@ -93,8 +100,8 @@ def start_gateway(
             GATEWAY_MODULE,
             "--model",
             model_name,
-            "--target",
-            target,
+            "--environment",
+            environment,
             "--host",
             host,
             "--port",
@@ -117,7 +124,7 @@ def start_gateway(
         "host": host,
         "port": port,
         "url": url,
-        "target": target,
+        "environment": environment,
         "state_db": state_db_fingerprint(state_db_url),
         "log": str(log_path),
         "started_at": time.time(),
@@ -132,10 +139,10 @@ def state_db_fingerprint(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def stop_gateway(home: Path, model_name: str, target: str) -> bool:
+def stop_gateway(home: Path, model_name: str, environment: str) -> bool:
     """SIGTERM (then SIGKILL) the gateway if its recorded pid still is that gateway; remove
     the record either way. True when a process was stopped."""
-    info = read_gateway(home, model_name, target)
+    info = read_gateway(home, model_name, environment)
     pid = info.get("pid")
     stopped = False
     if info.get("running") and pid:
@@ -146,7 +153,7 @@ def stop_gateway(home: Path, model_name: str, target: str) -> bool:
                 break
             time.sleep(0.05)
         else:
-            if is_our_gateway(info, model_name, target):
+            if is_our_gateway(info, model_name, environment):
                 os.kill(pid, signal.SIGKILL)
         stopped = True
     elif isinstance(pid, int) and pid_alive(pid):
@@ -154,18 +161,18 @@ def stop_gateway(home: Path, model_name: str, target: str) -> bool:
             "gateway record of %s@%s names pid %s, which is not that gateway any more; "
             "removing the stale record without signalling it",
             model_name,
-            target,
+            environment,
             pid,
         )
-    meta_file = gateway_dir(home, model_name, target) / GATEWAY_FILE
+    meta_file = gateway_dir(home, model_name, environment) / GATEWAY_FILE
     if meta_file.exists():
         meta_file.unlink()
     return stopped
 
 
-def is_our_gateway(meta: dict[str, Any], model_name: str, target: str) -> bool:
+def is_our_gateway(meta: dict[str, Any], model_name: str, environment: str) -> bool:
     """True while ``meta["pid"]`` is alive and is the gateway this record was written for:
-    its command line runs ``core.serving.gateway`` for this model and target, and its start
+    its command line runs ``core.serving.gateway`` for this model and environment, and its start
     time is the one recorded at start. Anything else (a reused pid, a record without a start
     time, a process we may not inspect) is not ours and is never signalled."""
     import psutil
@@ -185,8 +192,17 @@ def is_our_gateway(meta: dict[str, Any], model_name: str, target: str) -> bool:
         abs(started - recorded) <= _CREATE_TIME_TOLERANCE
         and GATEWAY_MODULE in cmdline
         and _flag(cmdline, "--model") == model_name
-        and _flag(cmdline, "--target") == target
+        and _launched_environment(cmdline) == environment
     )
+
+
+def _launched_environment(cmdline: list[str]) -> str | None:
+    """The environment a gateway was started for; one started before the rename says
+    ``--target local`` (production) and is still recognized, so it can be stopped."""
+    env = _flag(cmdline, "--environment")
+    if env is None and (old := _flag(cmdline, "--target")) is not None:
+        env = "production" if old == "local" else old
+    return env
 
 
 def _flag(cmdline: list[str], name: str) -> str | None:

@@ -50,7 +50,7 @@ class RolloutRow(Base):
 class Rollout(BaseModel):
     id: int
     model_name: str
-    target: str
+    environment: str
     strategy: str
     candidate: ServedVersion
     baseline: list[ServedVersion]
@@ -157,7 +157,7 @@ class RolloutService:
         first_percent: float | None = None,
         approval_id: str | None = None,
         reason: str = "",
-        target: str = "local",
+        environment: str = "production",
         session: Session | None = None,
     ) -> Rollout:
         """Write the first step's revision. Idempotent on ``approval_id``. With ``session``,
@@ -169,11 +169,11 @@ class RolloutService:
                 done = s.scalar(select(RolloutRow).where(RolloutRow.approval_id == approval_id))
                 if done is not None:
                     return self._model(s, done)
-            dep = deps.deployment_row(s, model_name, target, create=False, missing_ok=True)
+            dep = deps.deployment_row(s, model_name, environment, create=False, missing_ok=True)
             current = self._current(s, dep)
             if current is None:
                 raise Conflict(
-                    f"nothing serves {model_name} on {target} yet, so there is no baseline "
+                    f"nothing serves {model_name} on {environment} yet, so there is no baseline "
                     f"for a {strategy} rollout",
                     hint="Deploy a first version directly (production: an approved promotion).",
                 )
@@ -181,13 +181,13 @@ class RolloutService:
             if running is not None:
                 raise Conflict(
                     f"rollout #{running.id} of {model_name} v{running.candidate['version']} is "
-                    f"still in progress on {target}",
+                    f"still in progress on {environment}",
                     hint="Advance it to the end or abort it first.",
                 )
             baseline = [r for r in current.routes if r.weight > 0]
             if candidate.version in {r.version for r in baseline}:
                 raise Conflict(
-                    f"{model_name} v{candidate.version} already serves traffic on {target}"
+                    f"{model_name} v{candidate.version} already serves traffic on {environment}"
                 )
             if strategy == "blue-green":
                 if len(baseline) != 1:
@@ -223,20 +223,20 @@ class RolloutService:
             return self._model(s, row)
 
     def advance(
-        self, model_name: str, *, actor: str, target: str = "local", reason: str = ""
+        self, model_name: str, *, actor: str, environment: str = "production", reason: str = ""
     ) -> Rollout:
         """Write the next step's revision (the caller has checked the gateway's health)."""
         with Session(self.engine) as s, s.begin():
-            dep, row = self._require_active(s, model_name, target)
+            dep, row = self._require_active(s, model_name, environment)
             self._write_step(s, dep, row, row.step + 1, actor, reason)
             return self._model(s, row)
 
     def abort(
-        self, model_name: str, *, actor: str, target: str = "local", reason: str = ""
+        self, model_name: str, *, actor: str, environment: str = "production", reason: str = ""
     ) -> Rollout:
         """Put the baseline routes back exactly as they were when the rollout started."""
         with Session(self.engine) as s, s.begin():
-            dep, row = self._require_active(s, model_name, target)
+            dep, row = self._require_active(s, model_name, environment)
             baseline = [ServedVersion(**r) for r in row.baseline]
             strategy = "blue-green" if any(r.slot for r in baseline) else "direct"
             rev = self.deployments.append_revision(
@@ -259,7 +259,7 @@ class RolloutService:
         actor: str,
         to_version: str | None = None,
         reason: str = "",
-        target: str = "local",
+        environment: str = "production",
         session: Session | None = None,
     ) -> Revision:
         """DeploymentService.rollback, marking an active rollout as rolled back, in one
@@ -270,10 +270,10 @@ class RolloutService:
                 actor=actor,
                 to_version=to_version,
                 reason=reason,
-                target=target,
+                environment=environment,
                 session=s,
             )
-            dep = self.deployments.deployment_row(s, model_name, target, create=False)
+            dep = self.deployments.deployment_row(s, model_name, environment, create=False)
             for row in s.scalars(
                 select(RolloutRow).where(
                     RolloutRow.deployment_id == dep.id, RolloutRow.state == ACTIVE
@@ -282,10 +282,10 @@ class RolloutService:
                 self._finish(row, "rolled_back", rev.revision)
         return rev
 
-    def active(self, model_name: str, target: str = "local") -> Rollout | None:
+    def active(self, model_name: str, environment: str = "production") -> Rollout | None:
         with Session(self.engine) as s, s.begin():
             dep = self.deployments.deployment_row(
-                s, model_name, target, create=False, missing_ok=True
+                s, model_name, environment, create=False, missing_ok=True
             )
             row = self._active_row(s, dep, self._current(s, dep))
             return self._model(s, row) if row is not None else None
@@ -295,10 +295,10 @@ class RolloutService:
             row = s.scalar(select(RolloutRow).where(RolloutRow.approval_id == approval_id))
             return self._model(s, row) if row is not None else None
 
-    def history(self, model_name: str, target: str = "local") -> list[Rollout]:
+    def history(self, model_name: str, environment: str = "production") -> list[Rollout]:
         with Session(self.engine) as s:
             dep = self.deployments.deployment_row(
-                s, model_name, target, create=False, missing_ok=True
+                s, model_name, environment, create=False, missing_ok=True
             )
             if dep is None:
                 return []
@@ -336,13 +336,13 @@ class RolloutService:
         return row
 
     def _require_active(
-        self, s: Session, model_name: str, target: str
+        self, s: Session, model_name: str, environment: str
     ) -> tuple[DeploymentRow, RolloutRow]:
-        dep = self.deployments.deployment_row(s, model_name, target, create=False)
+        dep = self.deployments.deployment_row(s, model_name, environment, create=False)
         row = self._active_row(s, dep, self._current(s, dep))
         if row is None:
             raise NotFound(
-                f"{model_name} has no rollout in progress on {target}",
+                f"{model_name} has no rollout in progress on {environment}",
                 hint="Start one with `agent deploy rollout start`; see `agent deploy status`.",
             )
         return dep, row
@@ -378,7 +378,7 @@ class RolloutService:
         return Rollout(
             id=row.id,
             model_name=dep.model_name,
-            target=dep.target,
+            environment=dep.environment,
             strategy=row.strategy,
             candidate=ServedVersion(**row.candidate),
             baseline=[ServedVersion(**r) for r in row.baseline],

@@ -1,0 +1,1 @@
+"""Design drafts for review by a person: pipelines, serving scaffolds, monitoring configs, runbooks."""
