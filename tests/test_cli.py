@@ -128,7 +128,10 @@ def test_quickstart_non_interactive_then_approve_command_deploys_and_predict_ans
         status = agent("deploy", "status", "--as", "carol", "--json")
         assert json.loads(status.stdout)["deployments"][0]["live_versions"] == ["1"]
     finally:
-        agent("deploy", "stop", "breast-cancer-classifier", "--as", "alice")
+        stop = agent("deploy", "stop", "breast-cancer-classifier", "--as", "alice", "--json")
+    assert json.loads(stop.stdout) == {"name": "breast-cancer-classifier", "stopped": True}
+    again = agent("deploy", "stop", "breast-cancer-classifier", "--as", "alice", "--json")
+    assert json.loads(again.stdout) == {"name": "breast-cancer-classifier", "stopped": False}
 
 
 def test_deploy_commands_go_through_audited_tools(home):

@@ -77,3 +77,22 @@ def test_piped_tables_keep_long_names_whole(rt):
     assert "…" not in text
     listed = agent_json("models", "list", "--as", "carol")["models"]
     assert [m["name"] for m in listed] == [long_name]
+
+
+def test_chat_json_prints_one_result_per_line_and_nothing_else(home):
+    lines = "list approvals\nlist models\n/exit\n"
+    res = CliRunner().invoke(
+        cli, ["chat", "ml-engineer", "--as", "dana", "--json"], input=lines, catch_exceptions=False
+    )
+    assert res.exit_code == 0, res.output
+    out = [json.loads(line) for line in res.stdout.splitlines()]  # nothing but JSON lines
+    assert len(out) == 2
+    assert [c["tool"] for c in out[0]["tool_calls"]] == ["list_approvals"]
+    assert [c["tool"] for c in out[1]["tool_calls"]] == ["list_models"]
+    assert out[0]["thread_id"] == out[1]["thread_id"]  # one conversation
+
+
+def test_deploy_stop_json_says_what_it_did(home):
+    res = CliRunner().invoke(cli, ["deploy", "stop", "nothing-here", "--as", "alice", "--json"])
+    assert res.exit_code != 0  # no such deployment: an error, not a claimed success
+    assert "stopped" not in res.stdout  # (a real stop's JSON: tests/test_cli.py)

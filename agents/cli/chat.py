@@ -8,6 +8,7 @@ line for the same profile continues its conversation.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -35,6 +36,12 @@ EXIT_WORDS = ("/exit", "/quit")
 @max_steps_option
 @llm_timeout_option
 @llm_retries_option
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="For scripts: no banner or prompt; one JSON result per input line (JSON Lines).",
+)
 @click.pass_context
 def chat(
     ctx: click.Context,
@@ -44,6 +51,7 @@ def chat(
     max_steps: int,
     llm_timeout: float,
     llm_retries: int,
+    as_json: bool,
 ) -> None:
     """Chat with agent PROFILE (default: the supervisor routes each line) as --as USER;
     /exit (or end of input) leaves."""
@@ -63,7 +71,10 @@ def chat(
     model = system.llm_config()
     where = model.endpoint if model.is_configured() else "offline planner (no LLM configured)"
     how = " (routes each line; one thread per profile)" if routed else ""
-    click.echo(f"{profile} for {user.name} · thread {thread_id}{how} · {where}. /exit to leave.")
+    if not as_json:
+        click.echo(
+            f"{profile} for {user.name} · thread {thread_id}{how} · {where}. /exit to leave."
+        )
     show = event_printer(stream_text=True)
     # Text streamed after the last tool result is the final answer, already on screen.
     final_text: list[str] = []
@@ -73,13 +84,16 @@ def chat(
             final_text.append(event["text"])
         elif event["type"] == "tool_result":
             final_text.clear()
-        show(event)
+        if not as_json:
+            show(event)
 
     while True:
-        click.echo("you> ", nl=False)
+        if not as_json:
+            click.echo("you> ", nl=False)
         line = sys.stdin.readline()
         if not line or line.strip() in EXIT_WORDS:
-            click.echo("")
+            if not as_json:
+                click.echo("")
             return
         if not line.strip():
             continue
@@ -103,7 +117,14 @@ def chat(
                 )
         except InvalidInput as exc:
             # One bad line should not end the conversation; a denial or a bug still does.
-            click.echo(f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""))
+            if as_json:
+                error = {"code": exc.code, "message": exc.message, "hint": exc.hint}
+                click.echo(json.dumps({"status": "invalid_input", "error": error}))
+            else:
+                click.echo(f"Error: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""))
+            continue
+        if as_json:
+            click.echo(json.dumps({**result, "thread_id": thread_id}, default=str))
             continue
         click.echo("")
         shown = result["status"] in ("done", "unsupported") and bool(final_text)

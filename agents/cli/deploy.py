@@ -354,12 +354,21 @@ def render_cmd(
     default=None, help="Only this environment's gateway (default: all of NAME's gateways)."
 )
 @as_option
+@json_option
 @click.pass_context
-def stop_cmd(ctx: click.Context, name: str, environment: str | None, as_user: str | None) -> None:
+def stop_cmd(
+    ctx: click.Context, name: str, environment: str | None, as_user: str | None, as_json: bool
+) -> None:
     """Stop the model's gateway process (the deployment record stays)."""
     args = {"name": name, **({"environment": environment} if environment else {})}
-    stopped = call(ctx, human(ctx, as_user), "stop_gateway", args)["stopped"]
-    console().print(f"{name}: gateway {'stopped' if stopped else 'was not running'}.")
+    out = call(ctx, human(ctx, as_user), "stop_gateway", args)
+    emit(
+        {"name": out["name"], "stopped": out["stopped"]},
+        as_json,
+        lambda d: console().print(
+            f"{d['name']}: gateway {'stopped' if d['stopped'] else 'was not running'}."
+        ),
+    )
 
 
 @deploy.command("start")
