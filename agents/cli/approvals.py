@@ -16,6 +16,7 @@ from agents.cli.common import (
     json_option,
     runtime,
 )
+from agents.cli.progress import working
 from core.errors import InvalidInput
 
 STATUSES = ["pending", "approved", "rejected", "expired", "executed", "superseded"]
@@ -203,8 +204,8 @@ def _decide(
     )
     if not as_json:
         console().print(f"{'Approved' if approve else 'Rejected'} {approval_id} as {actor.name}.")
-        console().print("Continuing…")
-    out = runtime(ctx).run_decided(approval_id, actor)
+    with working("executing the approved plan (deploy, health check, alias)", as_json):
+        out = runtime(ctx).run_decided(approval_id, actor)
     emit(out, as_json, render_outcome)
 
 

@@ -15,6 +15,7 @@ from agents.cli.common import (
     human,
     json_option,
 )
+from agents.cli.progress import working
 
 environment_opt = environment_option()
 
@@ -172,7 +173,9 @@ def rollout_start(
         args["steps"] = [float(s) for s in steps.split(",") if s.strip()]
     if approval_id:
         args["approval_id"] = approval_id
-    emit(call(ctx, human(ctx, as_user), "start_rollout", args), as_json, _print_rollout)
+    with working("starting the rollout (gateway up, first step serving)", as_json):
+        out = call(ctx, human(ctx, as_user), "start_rollout", args)
+    emit(out, as_json, _print_rollout)
 
 
 @rollout.command("advance")
@@ -205,7 +208,9 @@ def rollout_advance(
         "wait_seconds": wait_seconds,
         "reason": reason,
     }
-    emit(call(ctx, human(ctx, as_user), "advance_rollout", args), as_json, _print_rollout)
+    with working("checking the step's health, then advancing", as_json):
+        out = call(ctx, human(ctx, as_user), "advance_rollout", args)
+    emit(out, as_json, _print_rollout)
 
 
 @rollout.command("abort")
@@ -247,7 +252,8 @@ def rollback_cmd(
         "environment": environment,
         **({"to_version": to_version} if to_version else {}),
     }
-    out = call(ctx, human(ctx, as_user), "rollback_deployment", args)
+    with working("rolling back (the gateway switches to the earlier revision)", as_json):
+        out = call(ctx, human(ctx, as_user), "rollback_deployment", args)
     emit(
         out,
         as_json,

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from agents.cli.common import as_option, call, console, emit, human, json_option, parse_json_input
+from agents.cli.progress import working
 
 
 @click.group("eval")
@@ -61,7 +62,9 @@ def render_evaluation(out: dict[str, Any]) -> None:
 @click.pass_context
 def run_cmd(ctx: click.Context, raw: str, as_user: str | None, as_json: bool) -> None:
     """Evaluate a version (metrics, thresholds, slices, fairness, champion comparison)."""
-    out = call(ctx, human(ctx, as_user), "evaluate_model", parse_json_input(raw))
+    args = parse_json_input(raw)
+    with working("evaluating (metrics, bootstrap CIs, fairness, champion comparison)", as_json):
+        out = call(ctx, human(ctx, as_user), "evaluate_model", args)
     emit(out, as_json, render_evaluation)
 
 

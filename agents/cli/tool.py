@@ -17,6 +17,7 @@ from agents.cli.common import (
     runtime,
     table,
 )
+from agents.cli.progress import working
 from core.errors import exit_code_for
 
 
@@ -67,7 +68,8 @@ def call_cmd(ctx: click.Context, name: str, raw: str, as_user: str | None, as_js
     """Call tool NAME; prints the ToolResult as JSON, with or without --json (exit status
     follows the error code)."""
     args = parse_json_input(raw)
-    result = runtime(ctx).dispatcher.call(human(ctx, as_user), name, args)
+    with working(f"running {name}", as_json):
+        result = runtime(ctx).dispatcher.call(human(ctx, as_user), name, args)
     click.echo(json.dumps(result.for_model(), indent=2, default=str))
     if not result.ok:
         ctx.exit(exit_code_for(result.error.code))
