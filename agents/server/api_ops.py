@@ -23,6 +23,7 @@ from tools.deployment_tools import (
     RollbackOutput,
     RolloutOutput,
 )
+from tools.monitoring_tools import ReportOutput
 
 router = APIRouter()
 # A body field never names the acting person: unknown fields are refused, not ignored.
@@ -147,6 +148,46 @@ async def rollback(
 
 
 # Audit -----------------------------------------------------------------------------------
+# Monitoring ------------------------------------------------------------------------------
+@router.get(
+    "/models/{name}/monitoring",
+    response_model=ReportOutput,
+    responses=READ_ERRORS,
+    tags=["monitoring"],
+)
+async def monitoring_report(
+    name: str = MODEL_PATH,
+    version: str | None = Query(
+        None, pattern=r"^(?:[0-9]{1,9}|champion|challenger)$", description="Default: live."
+    ),
+    environment: Environment = "production",
+    window_minutes: float | None = Query(None, gt=0, le=7 * 24 * 60),
+    p: Principal = Depends(principal),
+    cp: ControlPlane = Depends(control_plane),
+) -> dict[str, Any]:
+    """The monitoring report `agent monitor report NAME --json` prints: drift, estimated
+    (HEURISTIC) and realized performance, SLOs and alerts, over the window."""
+    return await cp.read(
+        cp.tool, p, "monitor_report", monitoring_args(name, version, environment, window_minutes)
+    )
+
+
+def monitoring_args(
+    name: str, version: str | None, environment: str, window_minutes: float | None
+) -> dict[str, Any]:
+    ref = (
+        name
+        if version is None
+        else f"{name}/{version}"
+        if version.isdigit()
+        else f"{name}@{version}"
+    )
+    args: dict[str, Any] = {"model_id": ref, "environment": environment}
+    if window_minutes is not None:
+        args["window_minutes"] = window_minutes
+    return args
+
+
 @router.get("/audit/verify", response_model=AuditCheck, responses=READ_ERRORS, tags=["audit"])
 async def audit_verify(
     anchor: str | None = Query(

@@ -388,6 +388,31 @@ def model_page(request: Request, name: str) -> Response:
     )
 
 
+@router.get("/models/{name}/monitoring")
+def monitoring_page(request: Request, name: str, window_minutes: float | None = None) -> Response:
+    """The monitoring report of the model's live versions (the same data as the API's
+    GET /models/{name}/monitoring and `agent monitor report NAME --json`)."""
+    from agents.server.api_ops import monitoring_args
+
+    p, session = _user(request)
+    if not _NAME.match(name):
+        raise ApiError(404, "not_found", "no such model")
+    if window_minutes is not None and not 0 < window_minutes <= 7 * 24 * 60:
+        raise ApiError(422, "invalid_input", "window_minutes: between 0 and 7 days")
+    out = _cp(request).tool(
+        p, "monitor_report", monitoring_args(name, None, "production", window_minutes)
+    )
+    return render(
+        request,
+        "monitoring.html",
+        who=p.name,
+        csrf=session.csrf,
+        name=name,
+        r=out["report"],
+        alerts=out["alerts"],
+    )
+
+
 @router.get("/deployments")
 def deployments_page(request: Request) -> Response:
     p, session = _user(request)
