@@ -21,6 +21,17 @@ _RUNBOOK_KIND = re.compile(
     r"\b(?P<kind>roll(?:ing)?[\s-]*backs?|promot(?:e|ion|ions|ing)|incidents?|outages?)\b",
     _FLAGS,
 )
+_PIPELINE = re.compile(
+    r"^\s*(?:please\s+)?(?:draft|create|generate|write|build|make)\s+(?:an?\s+)?(?:training\s+)?"
+    r"pipeline\s+(?:from|for|out\s+of)\s+(?:the\s+)?(?:notebook\s+)?"
+    r"(?P<notebook>[^\s'\"]+\.ipynb)\b",
+    _FLAGS,
+)
+_SCAFFOLD = re.compile(
+    rf"^\s*(?:please\s+)?(?:scaffold|generate|create|draft)\s+(?:an?\s+)?(?:serving|inference)"
+    rf"\s+(?:api|app|service)\b[^?]*?\bfor\s+(?:the\s+)?(?:model\s+)?{_REF}\s*\.?\s*$",
+    _FLAGS,
+)
 _MONITORING = re.compile(
     rf"^\s*(?:please\s+)?(?:set\s*up|configure|create|draft|add)\s+(?:model\s+)?monitoring\b"
     rf"[^?]*?\bfor\s+(?:the\s+)?(?:model\s+)?{_REF}\s*\.?\s*$",
@@ -34,6 +45,15 @@ def plan_design(text: str, available: set[str] | None = None) -> Plan | None:
     def offered(tool: str) -> bool:
         return available is None or tool in available
 
+    m = _PIPELINE.search(text)
+    if m is not None and offered("draft_training_pipeline"):
+        notebook = m.group("notebook")
+        return Plan("draft_pipeline", [("draft_training_pipeline", {"notebook": notebook})])
+    m = _SCAFFOLD.search(text)
+    if m is not None and offered("scaffold_serving_api"):
+        name = m.group("name")
+        model_id = name + (m.group("ref") or "")
+        return Plan("scaffold", [("scaffold_serving_api", {"model_id": model_id})], model=name)
     m = _MONITORING.search(text)
     if m is not None and offered("draft_monitoring_config"):
         name = m.group("name")

@@ -39,6 +39,8 @@ PHRASINGS: list[tuple[str, str]] = [
     ("optimize NAME vN [for latency|size|throughput] [on PATH]", OPTIMIZE_TOOL),
     ("create a rollback|promotion|incident runbook", "draft_runbook"),
     ("set up model monitoring for NAME[@champion|/N]", "draft_monitoring_config"),
+    ("scaffold a serving API for NAME@champion|NAME/N", "scaffold_serving_api"),
+    ("draft a training pipeline from PATH.ipynb", "draft_training_pipeline"),
 ]
 LLM_SETUP = (
     "Set OPENAI_BASE_URL to an OpenAI-compatible server (e.g. http://127.0.0.1:11434/v1 for "

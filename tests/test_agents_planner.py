@@ -411,6 +411,11 @@ def test_the_drafting_plans_name_only_drafting_tools() -> None:
     assert plan.calls == [("draft_monitoring_config", {"model_id": "churn-classifier"})]
     assert plan.model == "churn-classifier"  # checked to exist before the draft is written
     assert plan_text("Write a runbook for churn").calls == []  # which runbook? an LLM's job
+    plan = plan_text("Draft a training pipeline from notebooks/churn.ipynb")
+    assert plan.calls == [("draft_training_pipeline", {"notebook": "notebooks/churn.ipynb"})]
+    plan = plan_text("Scaffold a serving API for churn-classifier@champion")
+    assert plan.calls == [("scaffold_serving_api", {"model_id": "churn-classifier@champion"})]
+    assert plan.model == "churn-classifier"
 
 
 @pytest.mark.parametrize(

@@ -134,8 +134,10 @@ def load_catalog() -> dict[str, Tool]:
         finetune_tools,
         monitoring_tools,
         optimizer_tools,
+        pipeline_tools,
         promotion_tools,
         registry_tools,
+        scaffold_tools,
         training_tools,
         validation_tools,
     )
