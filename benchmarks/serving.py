@@ -1,16 +1,17 @@
 """Serving benchmark: one 100-tree random forest behind three servers, measured side by side.
 
 1. our gateway (core.serving) serving the ONNX version registered by optimize_model, with
-   routing, prediction logging to the state DB, Prometheus metrics and honesty labels on;
+   routing, prediction logging to the state DB, Prometheus metrics and honesty labels on,
+   once with micro-batching on (the default) and once started with ``--no-batching``;
 2. ``mlflow models serve --env-manager local`` serving the scikit-learn version;
 3. the floor: a minimal raw-ASGI server calling ONNX Runtime on the same ONNX graph
    (written here, same uvicorn settings as the gateway).
 
 Load: wrk (Debian package) on 127.0.0.1, closed loop, single-row JSON, at concurrency 1, 8
-and 32, a bounded number of seconds per cell; falls back to a Python asyncio client when
+32 and 64, a bounded number of seconds per cell; falls back to a Python asyncio client when
 wrk is missing. Every server is stopped at the end.
 
-Run: .venv/bin/python benchmarks/serving.py [--seconds 5] [--concurrency 1,8,32]
+Run: .venv/bin/python benchmarks/serving.py [--seconds 5] [--concurrency 1,8,32,64]
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ HOST = "127.0.0.1"
 TARGET_VS_MLFLOW = 100.0
 TARGET_VS_FLOOR = 0.5
 TARGET_P99_MS = 2.0
-SERVERS = ("gateway", "mlflow", "floor")
+SERVERS = ("gateway", "gw-nobatch", "mlflow", "floor")
+# Batching targets (every gateway feature on): throughput and p99 against the floor at high
+# concurrency, at c=8, and a lone client's p50 against the same gateway with batching off.
+TARGET_HIGH_C_VS_FLOOR = 1.0
+TARGET_HIGH_C_P99_VS_FLOOR = 2.0
+TARGET_C8_VS_FLOOR = 0.8
+TARGET_C1_P50_VS_NOBATCH = 1.10
 
 FLOOR_SERVER = textwrap.dedent(
     """
@@ -263,7 +270,7 @@ def start(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Pope
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0, help="Duration of each cell.")
-    p.add_argument("--concurrency", default="1,8,32")
+    p.add_argument("--concurrency", default="1,8,32,64")
     args = p.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     load = run_wrk if shutil.which("wrk") else run_python_client
@@ -284,6 +291,25 @@ def main() -> None:
         rt = env["rt"]
         bin_dir = str(Path(sys.executable).parent)
         mlflow_port, floor_port = free_port(HOST), free_port(HOST)
+        nobatch_port = free_port(HOST)
+        progress("starting a second gateway with micro-batching off")
+        nobatch = start(
+            [
+                sys.executable,
+                "-m",
+                "core.serving.gateway",
+                "--model",
+                MODEL,
+                "--environment",
+                "staging",
+                "--host",
+                HOST,
+                "--port",
+                str(nobatch_port),
+                "--no-batching",
+            ],
+            work / "gateway-nobatch.log",
+        )
         progress("starting mlflow models serve and the floor server")
         procs.append(
             start(
@@ -325,10 +351,13 @@ def main() -> None:
         )
         wait_ready(f"http://{HOST}:{mlflow_port}/ping", procs[0])
         wait_ready(f"http://{HOST}:{floor_port}/health", procs[1])
+        procs.append(nobatch)
+        wait_ready(f"http://{HOST}:{nobatch_port}/health", nobatch)
         row = env["row"]
         features = json.dumps({"features": row}).encode()
         servers = {
             "gateway": (f"{env['gateway_url']}/predict", features),
+            "gw-nobatch": (f"http://{HOST}:{nobatch_port}/predict", features),
             "mlflow": (
                 f"http://{HOST}:{mlflow_port}/invocations",
                 json.dumps(
@@ -392,18 +421,24 @@ def report(
         f"Serving benchmark: 100-tree random forest, single-row JSON, {tool} on 127.0.0.1, "
         f"{seconds:g} s per cell, {os.cpu_count()} CPUs, uvicorn http={opts['http']} loop={opts['loop']}"
     )
-    header = f"{'server':<9} {'conc':>4} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>9} {'errors':>7}"
+    header = f"{'server':<10} {'conc':>4} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>9} {'errors':>7}"
     print(header)
     print("-" * len(header))
     for c in sorted(cells, key=lambda c: (SERVERS.index(c.server), c.concurrency)):
         print(
-            f"{c.server:<9} {c.concurrency:>4} {c.rps:>10,.0f} {c.p50_ms:>8.3f} {c.p99_ms:>9.3f} {c.errors:>7}"
+            f"{c.server:<10} {c.concurrency:>4} {c.rps:>10,.0f} {c.p50_ms:>8.3f} {c.p99_ms:>9.3f} {c.errors:>7}"
         )
     print()
-    print(f"{'conc':>4} {'gateway/mlflow':>15} {'gateway/floor':>14}")
+    print(
+        f"{'conc':>4} {'gateway/mlflow':>15} {'gateway/floor':>14} {'nobatch/floor':>14} "
+        f"{'p99 gw/floor':>13} {'p50 gw/nobatch':>15} {'batching on/off':>16}"
+    )
     for c in levels:
-        g, m, f = by[("gateway", c)], by[("mlflow", c)], by[("floor", c)]
-        print(f"{c:>4} {g.rps / m.rps:>14,.1f}x {g.rps / f.rps:>13.2f}x")
+        g, n, m, f = (by[(s, c)] for s in SERVERS)
+        print(
+            f"{c:>4} {g.rps / m.rps:>14,.1f}x {g.rps / f.rps:>13.2f}x {n.rps / f.rps:>13.2f}x "
+            f"{g.p99_ms / f.p99_ms:>12.2f}x {g.p50_ms / n.p50_ms:>14.2f}x {g.rps / n.rps:>15.2f}x"
+        )
     log = health["prediction_log"]
     gw_requests = sum(c.requests for c in cells if c.server == "gateway")
     print()
@@ -429,6 +464,53 @@ def report(
         ]
         for label, ok in checks:
             print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+    for label, ok in batching_checks(by, levels):
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+    batching = health.get("batching") or {}
+    if batching.get("batches"):
+        print(
+            f"micro-batching: {batching['rows']:,} rows in {batching['batches']:,} model calls "
+            f"({batching['rows'] / batching['batches']:.2f} rows per call)"
+        )
+    if 32 in levels:
+        g, f = by[("gateway", 32)], by[("floor", 32)]
+        print(f"c=32 gateway/floor {g.rps / f.rps:.2f}x")
+
+
+def batching_checks(by: dict, levels: list[int]) -> list[tuple[str, bool]]:
+    """The micro-batching targets for the concurrency levels that were run."""
+    checks = []
+    for c in (c for c in (32, 64) if c in levels):
+        g, f = by[("gateway", c)], by[("floor", c)]
+        checks.append(
+            (
+                f"throughput at c={c} >= {TARGET_HIGH_C_VS_FLOOR:g}x floor",
+                g.rps / f.rps >= TARGET_HIGH_C_VS_FLOOR,
+            )
+        )
+        checks.append(
+            (
+                f"p99 at c={c} <= {TARGET_HIGH_C_P99_VS_FLOOR:g}x floor",
+                g.p99_ms <= TARGET_HIGH_C_P99_VS_FLOOR * f.p99_ms,
+            )
+        )
+    if 8 in levels:
+        g, f = by[("gateway", 8)], by[("floor", 8)]
+        checks.append(
+            (
+                f"throughput at c=8 >= {TARGET_C8_VS_FLOOR:g}x floor",
+                g.rps / f.rps >= TARGET_C8_VS_FLOOR,
+            )
+        )
+    if 1 in levels:
+        g, n = by[("gateway", 1)], by[("gw-nobatch", 1)]
+        checks.append(
+            (
+                "p50 at c=1 within 10% of batching off",
+                g.p50_ms <= TARGET_C1_P50_VS_NOBATCH * n.p50_ms,
+            )
+        )
+    return checks
 
 
 if __name__ == "__main__":

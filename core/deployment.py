@@ -158,9 +158,14 @@ def check_environment(environment: str) -> str:
 class DeploymentService:
     """Create revisions, roll back, and run the gateway process for a model."""
 
-    def __init__(self, state_db_url: str, home: Path) -> None:
+    def __init__(
+        self, state_db_url: str, home: Path, *, gateway_batching: dict[str, Any] | None = None
+    ) -> None:
         self.state_db_url = state_db_url
         self.home = home
+        # Micro-batching of the gateways this service starts: process.start_gateway's
+        # batching/batch_window_ms/max_batch (None: the gateway's defaults).
+        self.gateway_batching = dict(gateway_batching or {})
         self.engine = get_engine(state_db_url)
         ensure_tables(self.engine, DeploymentRow, RevisionRow)
 
@@ -431,6 +436,7 @@ class DeploymentService:
             port=port,
             timeout=timeout,
             poll_seconds=poll_seconds,
+            **self.gateway_batching,
         )
 
     def stop_gateway(self, model_name: str, environment: str | None = None) -> bool:

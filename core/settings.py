@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     user: str | None = Field(default=None, description="Who you are when --as is not given.")
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+    gateway_batching: bool = Field(
+        default=True, description="Micro-batch concurrent single-row requests in the gateway."
+    )
+    gateway_batch_window_ms: float = Field(
+        default=0.5,
+        ge=0,
+        le=50,
+        description="Longest wait for more rows (a lone request never waits).",
+    )
+    gateway_max_batch: int = Field(default=64, ge=1, le=1000, description="Rows per model call.")
     llm_model: str = "gpt-4o-mini"
 
     @classmethod

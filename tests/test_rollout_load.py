@@ -3,6 +3,7 @@ and each revision's observed split within 3 points of its weights."""
 
 from __future__ import annotations
 
+import httpx
 import orjson
 import pytest
 
@@ -89,3 +90,6 @@ def test_canary_steps_and_rollback_under_load_fail_no_request(env):
                 continue
             assert abs(observed.get(version, 0.0) - weight) <= 3.0, (revision, observed, weights)
     assert rt.services.registry.alias_version(MODEL, "champion") == base
+    # Micro-batching (on by default) served this load: concurrent rows shared model calls.
+    batching = httpx.get(f"{url}/health", timeout=10).json()["batching"]
+    assert batching["enabled"] and batching["rows"] > batching["batches"] > 0, batching

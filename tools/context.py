@@ -69,7 +69,16 @@ class Services:
     def deployments(self) -> DeploymentService:
         from core.deployment import DeploymentService
 
-        return DeploymentService(self.settings.resolved_state_db_url, self.settings.home_dir)
+        s = self.settings
+        return DeploymentService(
+            s.resolved_state_db_url,
+            s.home_dir,
+            gateway_batching={
+                "batching": s.gateway_batching,
+                "batch_window_ms": s.gateway_batch_window_ms,
+                "max_batch": s.gateway_max_batch,
+            },
+        )
 
     @cached_property
     def pinned(self) -> PinnedPolicy:

@@ -292,7 +292,16 @@ class GatewayApp:
             return
         served = route.served
         try:
-            if route.inline:
+            batcher = route.batcher
+            if batcher is not None and single:
+                # Gathered with other concurrent single-row requests into one model call;
+                # the answer, log row and metrics below stay this request's own.
+                fut = batcher.submit(x)
+                if route.inline:
+                    labels, proba = await fut
+                else:
+                    labels, proba = await asyncio.wait_for(fut, gw.predict_timeout_s)
+            elif route.inline:
                 labels, proba = route.predict(x)
             else:
                 # Thread-run models answer within the deadline or count as a timeout (the

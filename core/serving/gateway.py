@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from core.deployment import DeploymentRow, RevisionRow, ServedVersion
 from core.monitoring.feedback import FeedbackLog
+from core.serving.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Batcher, check_config
 from core.serving.loader import LoadedVersion, load_version
 from core.serving.metrics import GatewayCollector, new_stats
 from core.serving.prediction_log import PredictionLog
@@ -140,7 +141,16 @@ class Gateway:
         routes_file: Path | None = None,
         log_flush_seconds: float = 0.5,
         predict_timeout_s: float = PREDICT_TIMEOUT_S,
+        batching: bool = True,
+        batch_window_s: float = DEFAULT_WINDOW_S,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
+        check_config(batch_window_s, max_batch)
+        # Micro-batching of concurrent single-row requests (core.serving.batching).
+        self.batching = batching
+        self.batch_window_s = batch_window_s
+        self.max_batch = max_batch
+        self._batchers: dict[tuple[str, str], Batcher] = {}
         self.model_name = model_name
         self.environment = environment
         # A thread-run model call that takes longer is answered 504 and counted against its
@@ -225,7 +235,16 @@ class Gateway:
         key = (served.version, served.artifact_sha256)
         if key not in self._models:
             self._models[key] = load_version(served)
+            if self.batching:
+                m = self._models[key]
+                self._batchers[key] = Batcher(
+                    m.predict,
+                    inline=m.inline,
+                    window_s=self.batch_window_s,
+                    max_batch=self.max_batch,
+                )
         base = self._models[key]
+        batcher = self._batchers.get(key)
         labels = (*key, *(getattr(served, f) for f in _LABEL_FIELDS))
         if labels not in self._labelled:
             self._labelled[labels] = LoadedVersion(
@@ -236,6 +255,7 @@ class Gateway:
                 base.predict,
                 new_stats(),
                 base.columns,
+                batcher,
             )
         shared = self._labelled[labels]
         if shared.served == served:
@@ -248,6 +268,7 @@ class Gateway:
             base.predict,
             shared.stats,
             base.columns,
+            batcher,
         )
 
     def refresh(self) -> bool:
@@ -397,6 +418,13 @@ class Gateway:
                 "last_error": self.log.last_error,
             },
             "shadow_dropped": self.shadow.dropped,
+            "batching": {
+                "enabled": self.batching,
+                "window_ms": self.batch_window_s * 1000,
+                "max_batch": self.max_batch,
+                "batches": sum(b.batches for b in self._batchers.values()),
+                "rows": sum(b.batched_rows for b in self._batchers.values()),
+            },
             "server": self.server_info,
             "pid": os.getpid(),
         }
@@ -456,6 +484,22 @@ def main(argv: list[str] | None = None) -> None:
         help="Seconds a thread-run model call may take before the request is answered 504.",
     )
     p.add_argument(
+        "--batching",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Gather concurrent single-row requests into one model call (a lone request "
+        "never waits).",
+    )
+    p.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=DEFAULT_WINDOW_S * 1000,
+        help="At most this long to wait for more rows once two or more are waiting.",
+    )
+    p.add_argument(
+        "--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="Rows per model call at most."
+    )
+    p.add_argument(
         "--routes-file",
         type=Path,
         default=None,
@@ -469,6 +513,10 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"{flag} {value!r}: letters, digits, '.', '_' or '-' (at most 128)")
     if not args.predict_timeout > 0:
         p.error(f"--predict-timeout {args.predict_timeout}: must be a positive number of seconds")
+    try:
+        check_config(args.batch_window_ms / 1000, args.max_batch)
+    except ValueError as exc:
+        p.error(f"--batch-window-ms/--max-batch: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # A feature beyond float32's range becomes inf on conversion, which parse_features then
     # rejects with a message; numpy's own overflow warning would only add noise per request.
@@ -482,6 +530,9 @@ def main(argv: list[str] | None = None) -> None:
         poll_seconds=args.poll_seconds,
         routes_file=args.routes_file,
         predict_timeout_s=args.predict_timeout,
+        batching=args.batching,
+        batch_window_s=args.batch_window_ms / 1000,
+        max_batch=args.max_batch,
     )
     gateway.refresh()
     opts = server_options()

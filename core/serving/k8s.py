@@ -81,9 +81,16 @@ def render_kubernetes(
     namespace: str = "default",
     replicas: int = 2,
     needs_sklearn: bool | None = None,
+    batching: bool = True,
+    batch_window_ms: float | None = None,
+    max_batch: int | None = None,
 ) -> RenderedManifests:
-    """Manifests for ``revision``'s routes. ``needs_sklearn`` None: detect from the artifacts."""
+    """Manifests for ``revision``'s routes. ``needs_sklearn`` None: detect from the artifacts.
+    ``batching``/``batch_window_ms``/``max_batch``: the gateway's micro-batching flags."""
+    from core.serving.batching import batching_flags
+
     validate_name("model", model_name)
+    gateway_flags = batching_flags(batching, batch_window_ms, max_batch)
     app = _dns_name(model_name)
     image = image or f"modelops/{app}-gateway:r{revision.revision}"
     routes = [r for r in revision.routes]
@@ -128,12 +135,14 @@ def render_kubernetes(
         "modelops/model": app,
         "modelops/revision": str(revision.revision),
     }
-    files["k8s/inferenceservice.yaml"] = yaml.safe_dump(
-        _inference_service(model_name, app, revision, image, namespace, labels), sort_keys=False
-    )
+    isvc = _inference_service(model_name, app, revision, image, namespace, labels)
     deployment, service = _deployment_and_service(
         model_name, app, image, namespace, replicas, labels
     )
+    for spec in (isvc["spec"]["predictor"], deployment["spec"]["template"]["spec"]):
+        for container in spec["containers"]:
+            container["args"] = [*container["args"], *gateway_flags]
+    files["k8s/inferenceservice.yaml"] = yaml.safe_dump(isvc, sort_keys=False)
     files["k8s/deployment.yaml"] = yaml.safe_dump(deployment, sort_keys=False)
     files["k8s/service.yaml"] = yaml.safe_dump(service, sort_keys=False)
     files["README.md"] = _readme(model_name, revision, image)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,8 @@ class LoadedVersion:
     # The signature's input column names in model order (None: row vectors only), and each
     # name's position, computed once so a named-column request is a few dict lookups.
     columns: tuple[str, ...] | None = None
+    # core.serving.batching.Batcher shared by every route of this model (None: unbatched).
+    batcher: Any = field(default=None, compare=False, repr=False)
     inline: bool = field(init=False)  # answered on the event loop (µs-scale model calls)
     column_index: dict[str, int] | None = field(init=False)
 

@@ -85,8 +85,17 @@ def start_gateway(
     port: int,
     timeout: float,
     poll_seconds: float,
+    batching: bool = True,
+    batch_window_ms: float | None = None,
+    max_batch: int | None = None,
 ) -> dict[str, Any]:
-    """Start the gateway detached (own session, log file) and wait until /health answers."""
+    """Start the gateway detached (own session, log file) and wait until /health answers.
+
+    ``batching``/``batch_window_ms``/``max_batch``: micro-batching of concurrent single-row
+    requests (``core.serving.batching``; None keeps the gateway's default)."""
+    from core.serving.batching import batching_flags
+
+    batch_flags = batching_flags(batching, batch_window_ms, max_batch)
     if port == 0:
         port = free_port(host)
     gdir = gateway_dir(home, model_name, environment, create=True)
@@ -108,6 +117,7 @@ def start_gateway(
             str(port),
             "--poll-seconds",
             str(poll_seconds),
+            *batch_flags,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -128,6 +138,7 @@ def start_gateway(
         "state_db": state_db_fingerprint(state_db_url),
         "log": str(log_path),
         "started_at": time.time(),
+        "batching": {"enabled": batching, "window_ms": batch_window_ms, "max_batch": max_batch},
     }
     (gdir / GATEWAY_FILE).write_text(json.dumps(meta))
     wait_healthy(url, proc, timeout, log_path)
