@@ -66,3 +66,9 @@ def test_monitoring_report_over_rest_and_in_the_console(registered) -> None:
         assert f"v{v1}" in html.text and "features drifted" in html.text
         assert "HEURISTIC" in html.text and "agent monitor report" in html.text
         assert c.get("/console/models/no-such-model/monitoring").status_code == 404
+        plots = c.get(f"/console/models/{name}/monitoring/report.html")
+        assert plots.status_code == 200, plots.text
+        assert 'src="data:image/png;base64,' in plots.text  # the plots, inline
+        csp = plots.headers["content-security-policy"]
+        assert "img-src data:" in csp and "script-src" not in csp and "default-src 'none'" in csp
+        assert not list((rt.services.settings.home_dir / "console-reports").iterdir())

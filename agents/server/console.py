@@ -413,6 +413,38 @@ def monitoring_page(request: Request, name: str, window_minutes: float | None = 
     )
 
 
+@router.get("/models/{name}/monitoring/report.html")
+def monitoring_report_html(
+    request: Request, name: str, window_minutes: float | None = None
+) -> Response:
+    """The report with its plots, as `agent monitor report NAME --html FILE` writes it (the
+    tool writes it to a new file under MODELOPS_HOME; it is read back and removed). Its own
+    CSP: inline PNG plots and the report's inline style, still no script."""
+    from agents.server.api_ops import monitoring_args
+
+    p, _session = _user(request)
+    if not _NAME.match(name):
+        raise ApiError(404, "not_found", "no such model")
+    if window_minutes is not None and not 0 < window_minutes <= 7 * 24 * 60:
+        raise ApiError(422, "invalid_input", "window_minutes: between 0 and 7 days")
+    cp = _cp(request)
+    scratch = cp.services.settings.home_dir / "console-reports"
+    scratch.mkdir(exist_ok=True)
+    target = scratch / f"{secrets.token_hex(8)}.html"
+    args = {**monitoring_args(name, None, "production", window_minutes), "html_path": str(target)}
+    try:
+        cp.tool(p, "monitor_report", args)
+        html = target.read_text()
+    finally:
+        target.unlink(missing_ok=True)
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    }
+    return HTMLResponse(html, headers=headers)
+
+
 @router.get("/deployments")
 def deployments_page(request: Request) -> Response:
     p, session = _user(request)
