@@ -138,6 +138,7 @@ def test_hostile_notebook_paths_are_refused(rt, tmp_path, bad):
     (tmp_path / "link").symlink_to(outside.parent)
     res = _draft(rt, "carol", notebook=str(outside) if bad == "ABSOLUTE" else bad)
     assert not res.ok and res.error.code == "invalid_input", res.error
+    assert res.error.message.startswith("notebook path"), res.error.message
     assert not (rt.services.settings.home_dir / "drafts").exists()
 
 

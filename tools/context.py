@@ -128,10 +128,11 @@ class Services:
     def allowed_roots(self) -> list[Path]:
         return [Path.cwd().resolve(), self.settings.home_dir]
 
-    def resolve_data_path(self, raw: str) -> Path:
-        """A data file inside the working directory or MODELOPS_HOME; anything else is refused."""
+    def resolve_data_path(self, raw: str, what: str = "dataset") -> Path:
+        """A data file (``what``: how errors name it) inside the working directory or
+        MODELOPS_HOME; anything else is refused."""
         if not raw or "\0" in raw:
-            raise InvalidInput("empty or invalid dataset path")
+            raise InvalidInput(f"empty or invalid {what} path")
         path = Path(raw).expanduser()
         if not path.is_absolute():
             path = Path.cwd() / path
@@ -139,11 +140,11 @@ class Services:
         roots = self.allowed_roots()
         if not any(resolved.is_relative_to(r) for r in roots):
             raise InvalidInput(
-                f"dataset path {raw!r} is outside the allowed directories",
+                f"{what} path {raw!r} is outside the allowed directories",
                 hint="Use a file under the working directory or MODELOPS_HOME.",
             )
         if not resolved.is_file():
-            raise NotFound(f"dataset file {raw!r} does not exist")
+            raise NotFound(f"{what} file {raw!r} does not exist")
         return resolved
 
     def resolve_output_dir(self, raw: str | None, *, default: str, force: bool = False) -> Path:

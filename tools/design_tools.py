@@ -61,7 +61,8 @@ class DraftOutput(BaseModel):
     message: str
 
 
-def _write(path: Path, text: str, *, force: bool) -> None:
+def write_draft(path: Path, text: str, *, force: bool) -> None:
+    """Write one draft file atomically; an existing file (or a symlink) only with ``force``."""
     if path.is_symlink() or (path.exists() and not force):
         raise InvalidInput(
             f"{path.name} already exists in {path.parent}",
@@ -108,7 +109,7 @@ def draft_runbook(call: CallContext, args: DraftRunbookInput) -> DraftOutput:
         notes=args.notes,
     )
     path = out / f"{slug}-runbook.md"
-    _write(path, text, force=args.force)
+    write_draft(path, text, force=args.force)
     return DraftOutput(
         path=str(path),
         kind=args.kind,
@@ -182,8 +183,8 @@ def draft_monitoring_config(call: CallContext, args: DraftMonitoringInput) -> Dr
     for p in (path, sources):
         if p.is_symlink() or (p.exists() and not args.force):
             raise InvalidInput(f"{p.name} already exists in {out}", hint="Pass force=true.")
-    _write(path, to_yaml(draft), force=args.force)
-    _write(sources, json.dumps(draft, indent=2, sort_keys=True) + "\n", force=args.force)
+    write_draft(path, to_yaml(draft), force=args.force)
+    write_draft(sources, json.dumps(draft, indent=2, sort_keys=True) + "\n", force=args.force)
     return DraftMonitoringOutput(
         path=str(path),
         sources_path=str(sources),

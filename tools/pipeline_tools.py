@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from core.errors import InvalidInput
 from tools.base import ToolInput, tool
 from tools.context import CallContext
-from tools.design_tools import OUT_DIR, _write, draft_dir
+from tools.design_tools import OUT_DIR, draft_dir, write_draft
 
 
 class DraftPipelineInput(ToolInput):
@@ -40,7 +40,7 @@ def draft_training_pipeline(call: CallContext, args: DraftPipelineInput) -> Draf
     from core.design.notebook import convert, read_notebook
 
     services = call.services
-    path = services.resolve_data_path(args.notebook)
+    path = services.resolve_data_path(args.notebook, what="notebook")
     if path.suffix != ".ipynb":
         raise InvalidInput(f"{args.notebook!r} is not an .ipynb notebook")
     draft = convert(read_notebook(path), path.name)
@@ -57,7 +57,7 @@ def draft_training_pipeline(call: CallContext, args: DraftPipelineInput) -> Draf
                 hint="Pass force=true (--force) to overwrite it, or choose another folder.",
             )
     for p, text in files.items():
-        _write(p, text, force=args.force)
+        write_draft(p, text, force=args.force)
     status = "drafted; not run" + (" (with warnings)" if draft.warnings else "")
     return DraftPipelineOutput(
         paths=[str(p) for p in files],
