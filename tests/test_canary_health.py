@@ -189,7 +189,7 @@ def test_candidate_timeouts_count_as_failures(env, tmp_path: Path) -> None:
             "core.serving.gateway",
             "--model",
             MODEL,
-            "--target",
+            "--environment",
             "staging",
             "--port",
             str(port),
