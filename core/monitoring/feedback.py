@@ -166,7 +166,7 @@ class FeedbackLog:
         rows = [
             {
                 "model_name": self.model_name,
-                "environment": self.environment,
+                "target": self.environment,  # a Core insert takes column names
                 "prediction_id": pid,
                 "label": None if label is None else orjson.dumps(label).decode(),
                 "metrics": None if metrics is None else orjson.dumps(metrics).decode(),
