@@ -99,6 +99,22 @@ def test_nearest_neighbours_and_metadata(store: FeatureStore) -> None:
     assert meta.features == ["plan", "x"] and meta.rows == 3 and meta.created
 
 
+def test_nearest_by_entity_when_chroma_does_not_round_trip_the_time(store: FeatureStore) -> None:
+    """Chroma reads this time back one bit off (…2755141 -> …275514); the query row is found by
+    Chroma's own record id, not by an id recomputed from the time read back."""
+    at = 1796224902.2755141
+    store.push_many(
+        [
+            {"entity_id": "a", "features": {"x": 1.0}, "event_time": at},
+            {"entity_id": "b", "features": {"x": 1.1}, "event_time": at},
+            {"entity_id": "c", "features": {"x": -5.0}, "event_time": at},
+        ],
+        "cust",
+        "1",
+    )
+    assert [n.entity_id for n in store.nearest("cust", entity_id="a", k=2)] == ["b", "c"]
+
+
 def test_bad_input_changes_nothing(store: FeatureStore) -> None:
     store.push_features("a", {"x": 1.0}, "cust")
     for bad in (

@@ -46,7 +46,7 @@ class FeatureRow(BaseModel):
     view: str
     version: str
     event_time: str  # ISO 8601, UTC
-    event_timestamp: float  # the same, in seconds since the epoch (exact)
+    event_timestamp: float  # the same, in seconds since the epoch
     features: dict[str, Any]
     implementation_status: str
     validation_note: str
@@ -320,24 +320,32 @@ class FeatureStore:
         ids = [check_entity(e) for e in entity_ids]
         if not ids:
             return {}
-        col = self._collection(view, create=False)
+        best = self._latest(self._collection(view, create=False), ids, as_of, version)
+        return {e: (_row(view, best[e][1]) if e in best else None) for e in ids}
+
+    def _latest(
+        self, col: Any, ids: list[str], as_of: Any, version: str | None
+    ) -> dict[str, tuple[str, dict[str, Any]]]:
+        """entity -> (Chroma record id, metadata) of its latest row at or before ``as_of``.
+        The record id is Chroma's own: a float read back from Chroma's metadata can differ
+        from the one written in the last bit, so an id is never recomputed from it."""
         cutoff = to_timestamp(as_of)
         clauses: list[dict[str, Any]] = [{"event_time": {"$lte": cutoff}}]
         if version is not None:
             clauses.append({"version": check_version(version)})
-        best: dict[str, dict[str, Any]] = {}
+        best: dict[str, tuple[str, dict[str, Any]]] = {}
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             where = {"$and": [{"entity_id": {"$in": chunk}}, *clauses]}
             got = col.get(where=where, include=["metadatas"])
-            for meta in got["metadatas"]:
+            for rid, meta in zip(got["ids"], got["metadatas"], strict=True):
                 cur = best.get(meta["entity_id"])
                 if cur is None or (meta["event_time"], meta["created"]) > (
-                    cur["event_time"],
-                    cur["created"],
+                    cur[1]["event_time"],
+                    cur[1]["created"],
                 ):
-                    best[meta["entity_id"]] = meta
-        return {e: (_row(view, best[e]) if e in best else None) for e in ids}
+                    best[meta["entity_id"]] = (rid, meta)
+        return best
 
     def get_or_compute(
         self,
@@ -390,10 +398,10 @@ class FeatureStore:
         exclude = None
         if entity_id is not None:
             exclude = check_entity(entity_id)
-            row = self.get_features([exclude], view, version=version)[exclude]
-            if row is None:
+            latest = self._latest(col, [exclude], None, version).get(exclude)
+            if latest is None:
                 raise NotFound(f"entity {exclude!r} has no features in view {view!r}")
-            got = col.get(ids=[_row_id(row)], include=["embeddings"])
+            got = col.get(ids=[latest[0]], include=["embeddings"])
             embedding = [float(x) for x in got["embeddings"][0]]
         elif features is not None:
             embedding = hash_embedding(check_features(features), self.dimension)
@@ -428,10 +436,6 @@ class FeatureStore:
             if len(out) == k:
                 break
         return out
-
-
-def _row_id(row: FeatureRow) -> str:
-    return _record_id(row.entity_id, row.version, row.event_timestamp)
 
 
 def _record_id(entity: str, version: str, ts: float) -> str:
