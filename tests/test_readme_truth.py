@@ -23,9 +23,9 @@ _FENCE = re.compile(r"^```(\w*)\s*$")
 _SHELL = {"", "bash", "sh", "console", "shell"}
 
 
-def shell_commands(path: Path) -> list[tuple[int, str]]:
+def shell_commands(path: Path, raw: bool = False) -> list[tuple[int, str]]:
     """(line number, command) for each ``agent`` command in the file's shell blocks, with
-    continuation lines joined and comments dropped."""
+    continuation lines joined and comments dropped (``raw``: the text as bash reads it)."""
     out: list[tuple[int, str]] = []
     lang: str | None = None
     pending, start = "", 0
@@ -51,8 +51,9 @@ def shell_commands(path: Path) -> list[tuple[int, str]]:
             pending = text
             continue
         pending = ""
+        # (not a diagram that starts "agent /")
         if len(tokens) > 1 and re.match(r"^(?:[a-z][a-z-]*|--?[a-z-]+)$", tokens[1]):
-            out.append((start, shlex.join(tokens)))  # (not a diagram that starts "agent /")
+            out.append((start, text if raw else shlex.join(tokens)))
     return out
 
 
