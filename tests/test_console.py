@@ -147,3 +147,31 @@ def test_sign_out_and_revocation_end_the_session(rt, app, tokens):
         )
         r = c.get("/console/models", follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
+
+
+def test_the_approval_page_shows_design_reviews_and_flags_unaudited_ones(rt, app, tokens):
+    agent = rt.services.policy.agent("ml-engineer", "dana")
+    evidence = {
+        "candidate": {"name": "m", "version": "2", "artifact_sha256": "ab" * 32},
+        "gates": {"passed": True, "checks": []},
+        "design_reviews": [
+            {
+                "digest": "0123456789abcdef",
+                "recommendation": "changes-requested",
+                "reviewer": "carol",
+                "recorded_at": "2026-12-02T10:00:00+00:00",
+                "summary": "Add an <age> slice",
+                "findings": ["no drift config"],
+                "risks": ["thin holdout"],
+            },
+            {"digest": "fedcba9876543210", "error": "not recorded by record_design_review"},
+        ],
+    }
+    req = rt.services.approvals.create("m", "2", evidence, agent)
+    with _client(app) as c:
+        sign_in(c, tokens["alice"])
+        page = c.get(f"/console/approvals/{req.id}").text
+    assert "Design reviews" in page and "<b>changes-requested</b> by carol" in page
+    assert "Add an &lt;age&gt; slice" in page  # escaped, as all evidence text
+    assert "findings: no drift config" in page and "risks: thin holdout" in page
+    assert 'class="bad">fedcba9876543210: not recorded by record_design_review' in page

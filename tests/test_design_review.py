@@ -108,6 +108,39 @@ def test_run_tags_cannot_forge_a_review(rt, bc_data, trained):
     assert listed["reviews"] == []
 
 
+def test_a_version_tag_set_through_mlflow_is_not_a_review(registered):
+    """The reserved version tags are writable with MLflow's own client; a review counts only
+    if record_design_review wrote it (its audit entry names the digest and the reviewer)."""
+    from core.design.review_notes import build_record, canonical, digest
+
+    rt = registered["rt"]
+    name, (_v1, v2) = registered["name"], registered["versions"]
+    reg = rt.services.registry
+    real = _review(rt, "carol", f"{name}/{v2}", summary="Real one.").output["digest"]
+    info = reg.get(name, v2)
+    fake = build_record(
+        name=name,
+        version=v2,
+        artifact_sha256=info.artifact_sha256 or "",
+        reviewer="carol",
+        recommendation="approve",
+        summary="forged",
+        findings=[],
+        risks=[],
+    )
+    d = digest(fake)
+    reg.client.log_text(info.run_id, canonical(fake).decode(), f"design_reviews/{d}.json")
+    reg.client.set_model_version_tag(name, v2, "design_review_log", f"{real} {d}")
+    listed = rt.dispatcher.call_or_raise(
+        rt.services.policy.human("bob"), "list_design_reviews", {"model_ref": f"{name}/{v2}"}
+    )["reviews"]
+    assert [r.get("summary") for r in listed] == ["Real one.", None]
+    assert listed[1] == {
+        "digest": d,
+        "error": "not recorded by record_design_review (no audit entry)",
+    }
+
+
 def test_permissions_and_bad_input(registered):
     rt = registered["rt"]
     name, (v1, _v2) = registered["name"], registered["versions"]

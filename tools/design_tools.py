@@ -237,15 +237,30 @@ def _ref(services, ref: str) -> tuple[str, str]:
 
 def design_reviews(services, name: str, version: str) -> list[dict]:
     """The version's design reviews, oldest first: only records its reserved tag log names,
-    each checked against its digest."""
+    each checked against its digest and against the audit log. A review counts only if
+    ``record_design_review`` wrote it, i.e. an audit entry for this version names its digest
+    (which covers the reviewer's name): a tag and an artifact set through MLflow's own client
+    are not a review, and are reported as such."""
     import json
 
     from core.design.review_notes import ARTIFACT_DIR, digest, log_digests
 
     info = services.registry_reader.get(name, version)
+    audited = {
+        e["detail"].get("digest")
+        for e in services.audit.entries(
+            action="record_design_review", model=name, version=str(version)
+        )
+        if e["outcome"] == "ok"
+    }
     out = []
     for d in log_digests(info.tags):
         if not info.run_id or len(d) != 16 or not d.isalnum():
+            continue
+        if d not in audited:
+            out.append(
+                {"digest": d, "error": "not recorded by record_design_review (no audit entry)"}
+            )
             continue
         try:
             text = services.registry.client.download_artifacts(

@@ -147,7 +147,9 @@ class Dispatcher:
             raise
         dumped = output.model_dump(mode="json")
         # What the call produced, named for the audit trail (e.g. the version it registered).
-        refs = {k: str(dumped[k]) for k in ("name", "version", "approval_id") if dumped.get(k)}
+        refs = {
+            k: str(dumped[k]) for k in ("name", "version", "approval_id", "digest") if dumped.get(k)
+        }
         if refs.get("name"):
             refs["model"] = refs.pop("name")
         record("ok", extra=refs)

@@ -127,6 +127,7 @@ def approval_view(
         "gates_passed": (ev.get("gates") or {}).get("passed"),
         "validation": validation,
         "human_validation": human,
+        "design_reviews": ev.get("design_reviews") or [],
         "fairness": fairness_view(qa_evaluation.get("report") if qa_evaluation else None)
         if validation
         else {"available": False, "why": "no QA evaluation on record"},
