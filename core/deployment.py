@@ -159,13 +159,13 @@ class DeploymentService:
     """Create revisions, roll back, and run the gateway process for a model."""
 
     def __init__(
-        self, state_db_url: str, home: Path, *, gateway_batching: dict[str, Any] | None = None
+        self, state_db_url: str, home: Path, *, gateway_options: dict[str, Any] | None = None
     ) -> None:
         self.state_db_url = state_db_url
         self.home = home
-        # Micro-batching of the gateways this service starts: process.start_gateway's
-        # batching/batch_window_ms/max_batch (None: the gateway's defaults).
-        self.gateway_batching = dict(gateway_batching or {})
+        # How the gateways this service starts (and renders) run: process.start_gateway's
+        # batching/batch_window_ms/max_batch/workers (absent: the gateway's defaults).
+        self.gateway_options = dict(gateway_options or {})
         self.engine = get_engine(state_db_url)
         ensure_tables(self.engine, DeploymentRow, RevisionRow)
 
@@ -436,7 +436,7 @@ class DeploymentService:
             port=port,
             timeout=timeout,
             poll_seconds=poll_seconds,
-            **self.gateway_batching,
+            **self.gateway_options,
         )
 
     def stop_gateway(self, model_name: str, environment: str | None = None) -> bool:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         description="Longest wait for more rows (a lone request never waits).",
     )
     gateway_max_batch: int = Field(default=64, ge=1, le=1000, description="Rows per model call.")
+    gateway_workers: int = Field(
+        default=1, ge=0, le=64, description="Gateway worker processes (0: one per core)."
+    )
     llm_model: str = "gpt-4o-mini"
 
     @classmethod

@@ -1,5 +1,6 @@
 """Canary 10 -> 50 -> 100 and a rollback under a bounded loopback load: no failed request,
-and each revision's observed split within 3 points of its weights."""
+and each revision's observed split within 3 points of its weights, with one gateway process
+and with two worker processes (each switching on its own, the health check waiting for all)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.slow
 PER_PHASE = 2600
 
 
-def test_canary_steps_and_rollback_under_load_fail_no_request(env):
-    rt = env.runtime("load")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_canary_steps_and_rollback_under_load_fail_no_request(env, workers):
+    rt = env.runtime(f"load-{workers}", workers=workers)
     alice = rt.services.policy.human("alice")
     base, cand = env.versions["lr_onnx"], env.versions["rf_onnx"]
 
@@ -93,3 +95,5 @@ def test_canary_steps_and_rollback_under_load_fail_no_request(env):
     # Micro-batching (on by default) served this load: concurrent rows shared model calls.
     batching = httpx.get(f"{url}/health", timeout=10).json()["batching"]
     assert batching["enabled"] and batching["rows"] > batching["batches"] > 0, batching
+    health = httpx.get(f"{url}/health", timeout=10).json()
+    assert len({w["pid"] for w in health.get("workers", [{"pid": health["pid"]}])}) == workers

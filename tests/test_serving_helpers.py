@@ -41,13 +41,16 @@ class ServingEnv:
     holdout_csv: Path
     runtimes: list = field(default_factory=list)
 
-    def runtime(self, name: str, state_db_url: str | None = None):  # noqa: ANN201
-        """A runtime on the shared MLflow store with a fresh state DB."""
+    def runtime(  # noqa: ANN201
+        self, name: str, state_db_url: str | None = None, workers: int | None = None
+    ):
+        """A runtime on the shared MLflow store with a fresh state DB (its gateways run
+        ``workers`` processes; None: the setting's default)."""
         from agents.runtime import build_runtime
         from core.settings import load_settings
 
         url = state_db_url or f"sqlite:///{self.root / f'state-{name}.db'}"
-        rt = build_runtime(load_settings(state_db_url=url))
+        rt = build_runtime(load_settings(state_db_url=url, gateway_workers=workers))
         self.runtimes.append(rt)
         return rt
 

@@ -34,7 +34,7 @@ def loaded(version: str, role: str = "primary", status: str = "IMPLEMENTED") -> 
 def scrape(versions: list[LoadedVersion], errors: dict[str, int]) -> tuple[str, dict]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
-        GatewayCollector(lambda: versions, errors, lambda: EXTRA, model_name="bc-model")
+        GatewayCollector(lambda: versions, lambda: errors, lambda: EXTRA, model_name="bc-model")
     )
     text = render(registry).decode()
     return text, {f.name: f for f in text_string_to_metric_families(text)}

@@ -73,10 +73,11 @@ class Services:
         return DeploymentService(
             s.resolved_state_db_url,
             s.home_dir,
-            gateway_batching={
+            gateway_options={
                 "batching": s.gateway_batching,
                 "batch_window_ms": s.gateway_batch_window_ms,
                 "max_batch": s.gateway_max_batch,
+                "workers": s.gateway_workers,
             },
         )
 

@@ -515,7 +515,12 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
     elif rev is None:
         raise NotFound(f"{args.name} has no deployment on {args.source} to render")
     rendered = render_kubernetes(
-        args.name, rev, image=args.image, namespace=args.namespace, replicas=args.replicas
+        args.name,
+        rev,
+        image=args.image,
+        namespace=args.namespace,
+        replicas=args.replicas,
+        **services.deployments.gateway_options,  # the gateway flags this installation runs
     )
     if args.write and out_dir is None:
         out_dir = services.resolve_output_dir(

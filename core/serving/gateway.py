@@ -8,8 +8,6 @@ step or a rollback never fails a request and never restarts the process.
 
 from __future__ import annotations
 
-import argparse
-import gc
 import itertools
 import json
 import logging
@@ -144,6 +142,7 @@ class Gateway:
         batching: bool = True,
         batch_window_s: float = DEFAULT_WINDOW_S,
         max_batch: int = DEFAULT_MAX_BATCH,
+        worker_dir: Path | None = None,
     ) -> None:
         check_config(batch_window_s, max_batch)
         # Micro-batching of concurrent single-row requests (core.serving.batching).
@@ -188,11 +187,14 @@ class Gateway:
         self.id_prefix = self.gateway_id.encode()
         self.server_info: dict[str, str] = {}
         self.metrics_registry = CollectorRegistry(auto_describe=False)
+        # With several worker processes: where each writes its counters for the others
+        # (core.serving.workers); None for a gateway of one process.
+        self.worker_dir = worker_dir
         self.metrics_registry.register(
             GatewayCollector(
-                lambda: list(self._labelled.values()),
-                self.errors,
-                self._extra_counters,
+                self._metric_versions,
+                self._metric_errors,
+                self._metric_extra,
                 model_name=model_name,
             )
         )
@@ -325,6 +327,47 @@ class Gateway:
                 self.refresh()
             except Exception:  # the DB may be briefly unavailable; the next tick retries
                 log.exception("routing table poll failed")
+            self.write_snapshot()
+
+    def write_snapshot(self) -> None:
+        """With several workers: this one's counters, for the others' /health and /metrics."""
+        if self.worker_dir is None:
+            return
+        from core.serving.workers import note_siblings, snapshot, write_snapshot
+
+        note_siblings()
+        try:
+            write_snapshot(self.worker_dir, snapshot(self))
+        except OSError:  # a full disk must not stop serving; /health shows the stale copy
+            log.exception("could not write this worker's counters")
+
+    # Metrics across workers -------------------------------------------------------------
+    def _peers(self) -> list[dict[str, Any]]:
+        from core.serving.workers import read_peers
+
+        return read_peers(self.worker_dir, os.getpid()) if self.worker_dir else []
+
+    def _metric_versions(self) -> list[Any]:
+        own = list(self._labelled.values())
+        if self.worker_dir is None:
+            return own
+        from core.serving.workers import peer_versions
+
+        return own + peer_versions(self._peers())
+
+    def _metric_errors(self) -> dict[str, int]:
+        if self.worker_dir is None:
+            return self.errors
+        from core.serving.workers import merge_errors
+
+        return merge_errors(self.errors, self._peers())
+
+    def _metric_extra(self) -> dict[str, tuple[str, float]]:
+        if self.worker_dir is None:
+            return self._extra_counters()
+        from core.serving.workers import merge_extra
+
+        return merge_extra(self._extra_counters(), self._peers())
 
     def start_background(self) -> None:
         self._stop.clear()
@@ -364,6 +407,14 @@ class Gateway:
         }
 
     def health(self) -> dict[str, Any]:
+        """This gateway's /health; with several workers, all of them merged."""
+        if self.worker_dir is None:
+            return self.local_health()
+        from core.serving.workers import merge_health, read_peers
+
+        return merge_health(self.local_health(), read_peers(self.worker_dir, os.getpid()))
+
+    def local_health(self) -> dict[str, Any]:
         table = self.table
         versions = []
         if table is not None:
@@ -455,103 +506,7 @@ def _prefix(model_name: str, s: ServedVersion, revision: int) -> bytes:
     return head[:-1] + b","
 
 
-def server_options() -> dict[str, str]:
-    """uvicorn's fastest installed HTTP parser and event loop (httptools, uvloop)."""
-    import importlib.util
+if __name__ == "__main__":  # ``python -m core.serving.gateway`` (its flags: gateway_cli)
+    from core.serving.gateway_cli import main
 
-    return {
-        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
-        "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-    }
-
-
-def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
-    from core.serving.app import GatewayApp
-    from core.settings import load_settings
-
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", required=True)
-    p.add_argument("--environment", default="production")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--poll-seconds", type=float, default=0.5)
-    p.add_argument(
-        "--predict-timeout",
-        type=float,
-        default=PREDICT_TIMEOUT_S,
-        help="Seconds a thread-run model call may take before the request is answered 504.",
-    )
-    p.add_argument(
-        "--batching",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Gather concurrent single-row requests into one model call (a lone request "
-        "never waits).",
-    )
-    p.add_argument(
-        "--batch-window-ms",
-        type=float,
-        default=DEFAULT_WINDOW_S * 1000,
-        help="At most this long to wait for more rows once two or more are waiting.",
-    )
-    p.add_argument(
-        "--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="Rows per model call at most."
-    )
-    p.add_argument(
-        "--routes-file",
-        type=Path,
-        default=None,
-        help="Serve the routes in this JSON file instead of the state DB's revisions.",
-    )
-    args = p.parse_args(argv)
-    from core.names import is_valid_name
-
-    for flag, value in (("--model", args.model), ("--environment", args.environment)):
-        if not is_valid_name(value):
-            p.error(f"{flag} {value!r}: letters, digits, '.', '_' or '-' (at most 128)")
-    if not args.predict_timeout > 0:
-        p.error(f"--predict-timeout {args.predict_timeout}: must be a positive number of seconds")
-    try:
-        check_config(args.batch_window_ms / 1000, args.max_batch)
-    except ValueError as exc:
-        p.error(f"--batch-window-ms/--max-batch: {exc}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    # A feature beyond float32's range becomes inf on conversion, which parse_features then
-    # rejects with a message; numpy's own overflow warning would only add noise per request.
-    np.seterr(over="ignore")
-    settings = load_settings()
-    settings.ensure_home()
-    gateway = Gateway(
-        args.model,
-        settings.resolved_state_db_url,
-        environment=args.environment,
-        poll_seconds=args.poll_seconds,
-        routes_file=args.routes_file,
-        predict_timeout_s=args.predict_timeout,
-        batching=args.batching,
-        batch_window_s=args.batch_window_ms / 1000,
-        max_batch=args.max_batch,
-    )
-    gateway.refresh()
-    opts = server_options()
-    gateway.server_info = opts
-    # Everything loaded so far lives as long as the process: keep it out of the cyclic
-    # GC's scans, which otherwise grow with every import and model (a few µs per request).
-    gc.freeze()
-    uvicorn.run(
-        GatewayApp(gateway),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        proxy_headers=False,
-        workers=1,
-        **opts,
-    )
-
-
-if __name__ == "__main__":
     main()

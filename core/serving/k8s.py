@@ -84,13 +84,19 @@ def render_kubernetes(
     batching: bool = True,
     batch_window_ms: float | None = None,
     max_batch: int | None = None,
+    workers: int | None = None,
 ) -> RenderedManifests:
     """Manifests for ``revision``'s routes. ``needs_sklearn`` None: detect from the artifacts.
-    ``batching``/``batch_window_ms``/``max_batch``: the gateway's micro-batching flags."""
+    ``batching``/``batch_window_ms``/``max_batch``: the gateway's micro-batching flags;
+    ``workers``: its worker processes (0: one per core the container sees; None: one)."""
     from core.serving.batching import batching_flags
+    from core.serving.workers import resolve_workers
 
     validate_name("model", model_name)
     gateway_flags = batching_flags(batching, batch_window_ms, max_batch)
+    if workers is not None:
+        resolve_workers(workers)  # refuses a negative count
+        gateway_flags += ["--workers", str(workers)]
     app = _dns_name(model_name)
     image = image or f"modelops/{app}-gateway:r{revision.revision}"
     routes = [r for r in revision.routes]

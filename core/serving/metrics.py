@@ -45,7 +45,7 @@ class GatewayCollector(Collector):
     def __init__(
         self,
         versions: Callable[[], Iterable[LoadedVersion]],
-        errors: dict[str, int],
+        errors: Callable[[], dict[str, int]],
         extra_counters: Callable[[], dict[str, tuple[str, float]]],
         *,
         model_name: str,
@@ -134,7 +134,7 @@ class GatewayCollector(Collector):
             shadow.add_metric([m, version, "agree"], agree)
         compliant.add_metric([m], n_ok)
         missing.add_metric([m], n_missing)
-        for reason, n in sorted(self._errors.items()):
+        for reason, n in sorted(self._errors().items()):
             rejected.add_metric([m, reason], n)
         families = [predictions, latency, compliant, missing, server_errors, shadow, rejected]
         for name, (doc, value) in self._extra().items():

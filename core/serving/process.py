@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def gateway_dir(home: Path, model_name: str, environment: str, *, create: bool = False) -> Path:
-    """``home/gateways/NAME`` (``NAME@TARGET`` off ``local``), after both names are checked;
+    """``home/gateways/NAME`` (``NAME@ENVIRONMENT`` off production), after both names are checked;
     created only when ``create`` (looking a gateway up never makes folders)."""
     validate_name("model", model_name)
     validate_name("environment", environment)
@@ -88,14 +88,18 @@ def start_gateway(
     batching: bool = True,
     batch_window_ms: float | None = None,
     max_batch: int | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Start the gateway detached (own session, log file) and wait until /health answers.
 
     ``batching``/``batch_window_ms``/``max_batch``: micro-batching of concurrent single-row
-    requests (``core.serving.batching``; None keeps the gateway's default)."""
+    requests (``core.serving.batching``; None keeps the gateway's default). ``workers``:
+    worker processes on the port (``core.serving.workers``; None or 0: one per core)."""
     from core.serving.batching import batching_flags
+    from core.serving.workers import resolve_workers
 
     batch_flags = batching_flags(batching, batch_window_ms, max_batch)
+    n_workers = resolve_workers(workers)
     if port == 0:
         port = free_port(host)
     gdir = gateway_dir(home, model_name, environment, create=True)
@@ -118,6 +122,8 @@ def start_gateway(
             "--poll-seconds",
             str(poll_seconds),
             *batch_flags,
+            "--workers",
+            str(n_workers),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -139,6 +145,7 @@ def start_gateway(
         "log": str(log_path),
         "started_at": time.time(),
         "batching": {"enabled": batching, "window_ms": batch_window_ms, "max_batch": max_batch},
+        "workers": n_workers,
     }
     (gdir / GATEWAY_FILE).write_text(json.dumps(meta))
     wait_healthy(url, proc, timeout, log_path)
