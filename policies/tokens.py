@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, insert, select, update
+from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -97,6 +97,20 @@ def _info(row: PersonalToken) -> TokenInfo:
     )
 
 
+_T = PersonalToken.__table__
+# TokenInfo's fields of the token with this SHA-256 (built once; SQLAlchemy caches its
+# compiled form).
+_BY_HASH = select(
+    _T.c.id,
+    _T.c.owner,
+    _T.c.hint,
+    _T.c.created_at,
+    _T.c.created_by,
+    _T.c.expires_at,
+    _T.c.revoked_at,
+).where(_T.c.token_sha256 == bindparam("sha"))
+
+
 class TokenStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -159,11 +173,11 @@ class TokenStore:
         secret = secret.strip()
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             raise PermissionDenied(f"{where} is not a ModelOps personal token", hint=TOKEN_HINT)
-        with Session(self.engine) as s:
-            row = s.scalars(
-                select(PersonalToken).where(PersonalToken.token_sha256 == hash_token(secret))
-            ).first()
-            info = _info(row) if row is not None else None
+        # One indexed Core read on every call (no cache): a revocation or expiry, by this
+        # process or another, holds from the very next request. The ORM session cost ~4x more.
+        with self.engine.connect() as c:
+            row = c.execute(_BY_HASH, {"sha": hash_token(secret)}).first()
+        info = TokenInfo(**row._mapping) if row is not None else None
         if info is None:
             raise PermissionDenied(f"{where} is not a known personal token", hint=TOKEN_HINT)
         status = info.status()
