@@ -157,6 +157,16 @@ def _write_atomic(path: Path, text: str, mode: int = 0o444) -> None:
         raise
 
 
+def pin_stamp(home: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime in ns) of the pin file, None if there is none: the pin is
+    replaced whole (written, then renamed) on every apply, so any change shows here."""
+    try:
+        st = (pin_dir(home) / PIN_FILE).stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _read_pin(home: Path) -> dict[str, Any] | None:
     path = pin_dir(home) / PIN_FILE
     try:

@@ -85,9 +85,33 @@ class Services:
     def pinned(self) -> PinnedPolicy:
         """The policy in force: this home's pinned copy, digest-checked (policies/pinned.py).
         A configured policies_dir that differs from it is refused, never used."""
-        from policies.pinned import load_pinned
+        from policies.pinned import load_pinned, pin_stamp
 
+        # Stamped before it is read: a pin replaced meanwhile is read again on the next check.
+        self._pin_stamp = pin_stamp(self.settings.home_dir)
         return load_pinned(self.settings.home_dir, policies_dir=self.settings.policies_dir)
+
+    # What is read from the policy in force (ApprovalService holds the policy it was made with).
+    POLICY_CACHES = ("pinned", "policy", "thresholds", "approvals")
+
+    def forget_policy(self) -> None:
+        """Drop everything read from the policy: the next use reads the pin again."""
+        for name in self.POLICY_CACHES:
+            self.__dict__.pop(name, None)
+
+    def refresh_policy(self) -> bool:
+        """For a long-running process (``agent serve``): when another process replaced the
+        pin (``agent policy apply``), forget the policy read before, so the next decision is
+        made under the policy in force and not the one this process started with. One stat
+        call; True when the policy will be read again."""
+        from policies.pinned import pin_stamp
+
+        if "pinned" not in self.__dict__:
+            return False
+        if pin_stamp(self.settings.home_dir) == getattr(self, "_pin_stamp", None):
+            return False
+        self.forget_policy()
+        return True
 
     @cached_property
     def policy(self) -> Policy:

@@ -172,8 +172,7 @@ def apply_cmd(ctx: click.Context, path: str, yes: bool, as_user: str | None, as_
         expected_digest=pinned.digest,
         source=source,
     )
-    for cached in ("pinned", "policy", "thresholds", "approvals"):
-        services.__dict__.pop(cached, None)
+    services.forget_policy()
     emit(
         {"applied": True, **detail},
         as_json,

@@ -67,6 +67,7 @@ class Authenticator:
         return self.token(secret.strip(), "the bearer token")
 
     def token(self, secret: str, where: str) -> Principal:
+        self.services.refresh_policy()  # the person is looked up in the policy in force
         try:
             actor, info = resolve_human(
                 self.services.policy,
@@ -93,6 +94,7 @@ class Authenticator:
         status = info.status()
         if status != "active" or info.owner != person:
             raise unauthenticated(f"the token behind this session is {status}; sign in again")
+        self.services.refresh_policy()
         try:
             actor = self.services.policy.human(person, authenticated=True)
         except PermissionDenied as exc:
