@@ -119,5 +119,26 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings with explicit overrides (CLI flags) taking precedence over env and file."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings with explicit overrides (CLI flags) taking precedence over env and file.
+    A value that does not fit is an InvalidInput naming the setting as the user wrote it."""
+    from pydantic import ValidationError
+
+    from core.errors import InvalidInput
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        parts = []
+        for e in exc.errors()[:5]:
+            field = str(e["loc"][0]) if e["loc"] else "?"
+            got = (
+                f" (got {e['input']!r})"
+                if "input" in e and not isinstance(e["input"], dict)
+                else ""
+            )
+            parts.append(f"{field} (MODELOPS_{field.upper()}): {e['msg']}{got}")
+        raise InvalidInput(
+            "a setting is not valid: " + "; ".join(parts),
+            hint=f"Fix it in the environment or in {_config_file()} (see the README's "
+            "Configuration table).",
+        ) from exc

@@ -154,3 +154,17 @@ def test_deploy_commands_go_through_audited_tools(home):
         ("stop_gateway", "carol", "denied"),
         ("list_deployments", "carol", "allowed"),
     ]
+
+
+def test_a_bad_setting_is_named_as_the_user_wrote_it(home):
+    """A value in the environment that does not fit is a usage error naming the variable,
+    and nothing runs (no state DB is created)."""
+    for var, value, words in (
+        ("MODELOPS_GATEWAY_WORKERS", "-1", "greater than or equal to 0"),
+        ("MODELOPS_GATEWAY_PORT", "abc", "valid integer"),
+    ):
+        res = agent("models", "list", "--as", "carol", env={var: value})
+        assert res.returncode == 2, res.stderr
+        assert var in res.stderr and words in res.stderr and repr(value) in res.stderr
+        assert "Traceback" not in res.stderr and "pydantic.dev" not in res.stderr
+    assert not (home / "state.db").exists()
