@@ -44,6 +44,27 @@ from core.names import split_reserved_tags, validate_name
 from core.tracking import DEFAULT_EXPERIMENT, configure_mlflow, ensure_experiment, git_commit
 
 ALIASES = ("champion", "challenger")
+
+
+def no_such_version(name: str, version: str) -> NotFound:
+    """The error for a version number or alias the model does not have (one wording)."""
+    if version == "champion":
+        return NotFound(
+            f"{name} has no champion yet: no version of it has been promoted to production",
+            hint=f"Use a version number (`agent models show {name}`), or promote one first "
+            "(`agent approvals list`).",
+        )
+    if version in ALIASES:
+        return NotFound(
+            f"{name} has no {version} yet",
+            hint=f"Use a version number; `agent models show {name}` lists them.",
+        )
+    return NotFound(
+        f"model {name} has no version {version}",
+        hint=f"See `agent models show {name}` for its versions.",
+    )
+
+
 # Pip requirements are given explicitly: inferring them costs 7-8 s per log_model call.
 _PIP_REQUIREMENTS = ["scikit-learn", "numpy", "pandas", "skops"]
 log = logging.getLogger(__name__)
@@ -438,10 +459,7 @@ class ModelRegistry:
                     hint="Give a version number or one of: champion, challenger.",
                 )
         except MlflowException as exc:
-            raise NotFound(
-                f"model {name} has no version {version}",
-                hint=f"See `agent models show {name}` for its versions.",
-            ) from exc
+            raise no_such_version(name, version) from exc
         rm = self.client.get_registered_model(name)
         aliases = sorted(a for a, v in (rm.aliases or {}).items() if str(v) == str(mv.version))
         tags = dict(mv.tags or {})

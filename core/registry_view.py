@@ -23,7 +23,7 @@ from sqlalchemy.pool import QueuePool
 
 from core.errors import InvalidInput, NotFound
 from core.names import validate_name
-from core.registry import ALIASES, ModelVersionInfo, version_info
+from core.registry import ALIASES, ModelVersionInfo, no_such_version, version_info
 
 # MLflow schema revisions (``alembic_version``) whose registry tables this view was checked
 # against. A store at any other revision is read through MLflow, which migrates or refuses it;
@@ -176,10 +176,7 @@ class RegistryView:
                 )
             found = [] if number is None else self._version_infos(conn, name, int(number))
         if not found:
-            raise NotFound(
-                f"model {name} has no version {version}",
-                hint=f"See `agent models show {name}` for its versions.",
-            )
+            raise no_such_version(name, version)
         return found[0]
 
     def alias_version(self, name: str, alias: str) -> str | None:

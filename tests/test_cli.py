@@ -46,6 +46,8 @@ def test_unknown_model_and_version_exit_4_with_hint_and_no_traceback(registered)
     assert res.returncode == 4
     assert "no registered model named 'no-such-model'" in res.stderr
     assert "Hint:" in res.stderr and "Traceback" not in res.stderr
+    res = agent("models", "show", registered["name"], "--version", "champion", "--as", "carol")
+    assert res.returncode == 4 and "has no champion yet" in res.stderr, res.stderr
     res = agent("models", "show", registered["name"], "--version", "99", "--as", "carol")
     assert res.returncode == 4, res.stderr
     assert (
