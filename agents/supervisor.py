@@ -31,7 +31,7 @@ from agents.role_agent import (
     handoff_spec,
 )
 from core.errors import PermissionDenied
-from policies.rbac import Actor
+from policies.rbac import Actor, Policy
 from tools.base import ToolError, ToolResult
 from tools.dispatcher import MAX_ARGS_BYTES
 
@@ -90,13 +90,12 @@ class AgentSystem:
         self.runtime = runtime
         self.services = runtime.services
         self.dispatcher = runtime.dispatcher
-        self.policy = runtime.services.policy
         self.max_steps = max_steps
         self.max_depth = max_depth
         self.usage = UsageTracker()
         self._llm_config = llm_config
         self._client: LLMClient | None = None
-        self._specs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._specs: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.graph = RoleAgentGraph(
             self.dispatcher, checkpoint_db or runtime.settings.home_dir / "agents.db"
         )
@@ -124,6 +123,12 @@ class AgentSystem:
         return LLMChatModel(self._client)
 
     # Who may run what ---------------------------------------------------------------------
+    @property
+    def policy(self) -> Policy:
+        """The policy in force, read from the services each time: a long-running process
+        (agent serve) that notices a newly applied policy must not keep the old one here."""
+        return self.services.policy
+
     def launchable(self, person: Actor) -> list[str]:
         """Profiles this person may launch: none more trusted than their own role."""
         mine = self.policy.trust(person)
@@ -251,7 +256,7 @@ class AgentSystem:
 
     def _tool_specs(self, actor: Actor) -> list[dict[str, Any]]:
         # Only the schemas of tools the role may call ever reach the model.
-        key = (actor.name, actor.role)
+        key = (self.services.policy_digest, actor.name, actor.role)
         if key not in self._specs:
             self._specs[key] = [t.openai_spec() for t in self.dispatcher.tools_for(actor)]
         return self._specs[key]

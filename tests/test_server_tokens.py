@@ -99,6 +99,9 @@ def test_a_changed_pinned_policy_decides_from_the_next_request(rt, client, token
     home = rt.settings.home_dir
     r = client.get("/whoami", headers=bearer(tokens["dana"]))
     assert r.status_code == 200 and r.json()["role"] == "Engineer"
+    chat = {"model": "ml-engineer", "messages": [{"role": "user", "content": "Which models?"}]}
+    first = client.post("/v1/chat/completions", json=chat, headers=bearer(tokens["dana"]))
+    assert first.status_code == 200, first.text  # the agents now exist, made under this policy
     assert client.get("/whoami", headers=bearer(tokens["carol"])).status_code == 200
     before = r.json()["policy_digest"]
 
@@ -115,6 +118,9 @@ def test_a_changed_pinned_policy_decides_from_the_next_request(rt, client, token
     r = client.get("/whoami", headers=bearer(tokens["dana"]))
     assert r.status_code == 200
     assert r.json()["role"] == "QATester" and r.json()["policy_digest"] == new.digest != before
+    # The agents made before see the new policy too: a QATester may not launch an Engineer.
+    again = client.post("/v1/chat/completions", json=chat, headers=bearer(tokens["dana"]))
+    assert again.status_code == 403 and "ml-engineer" in again.text, again.text
     r = client.get("/models", headers=bearer(tokens["carol"]))
     assert r.status_code == 403
     assert client.get("/models", headers=bearer(tokens["dana"])).status_code == 200
