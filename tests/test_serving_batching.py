@@ -15,8 +15,9 @@ from core.optimizer.export import export_to_onnx
 from core.optimizer.predictor import OnnxPredictor
 from core.serving.batching import Batcher, check_config, run_batch
 from tests.test_k8s_render import onnx_artifacts
+from tests.test_serving_helpers import env, serving_env
 
-__all__ = ["onnx_artifacts"]
+__all__ = ["env", "onnx_artifacts", "serving_env"]
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +165,59 @@ def test_the_gateway_command_line_refuses_a_bad_batching_configuration() -> None
             timeout=60,
         )
         assert r.returncode == 2 and "--batch-window-ms/--max-batch" in r.stderr, r.stderr
+
+
+def test_a_lone_connection_skips_the_batcher_and_a_second_one_turns_gathering_on() -> None:
+    b = Batcher(lambda x: (x[:, 0], None), inline=True)
+    a, other = ("127.0.0.1", 5000), ("127.0.0.1", 5001)
+    assert not b.alone(a, 10.0)  # a connection not seen before: gather
+    assert b.alone(a, 10.0025)  # the same one, nobody else for CONCURRENCY_MEMORY_S
+    assert not b.alone(other, 10.003)  # a second connection turns gathering on...
+    assert not b.alone(other, 10.004)  # ...for the memory, even from one of them alone
+    assert b.alone(other, 10.0051)
+    assert not b.alone(None, 10.01) and not b.alone(None, 10.02)  # no address: gather
+
+    async def waiting() -> bool:
+        fut = b.submit(np.ones((1, 3)))
+        lone = b.alone(other, 10.5)  # a row is waiting: this one joins it
+        await fut
+        return lone
+
+    assert asyncio.run(waiting()) is False
+
+
+def test_sequential_requests_skip_the_batcher_and_concurrent_ones_share_calls(env) -> None:
+    import threading
+
+    import httpx
+
+    from tests.test_serving_helpers import MODEL, approve
+
+    rt = env.runtime("lone")
+    alice = rt.services.policy.human("alice")
+    promoted = rt.dispatcher.call_or_raise(
+        alice, "promote_model", {"approval_id": approve(rt, MODEL, env.versions["rf_onnx"])}
+    )
+    url = promoted["gateway_url"]
+    try:
+        with httpx.Client(base_url=url, timeout=10) as c:  # one keep-alive connection
+            answers = [c.post("/predict", json={"features": env.row}).json() for _ in range(30)]
+        assert len({a["prediction"] for a in answers}) == 1
+        health = httpx.get(f"{url}/health", timeout=10).json()["batching"]
+        # Only the rows sent before it was alone for CONCURRENCY_MEMORY_S (2 ms) were gathered.
+        assert health["rows"] <= 5, health
+
+        def client() -> None:
+            with httpx.Client(base_url=url, timeout=10) as c:
+                for _ in range(40):
+                    assert c.post("/predict", json={"features": env.row}).status_code == 200
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after = httpx.get(f"{url}/health", timeout=10).json()["batching"]
+        assert after["rows"] - health["rows"] > 0.5 * 8 * 40, after  # gathered again
+    finally:
+        rt.services.deployments.stop_gateway(MODEL)

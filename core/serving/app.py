@@ -293,7 +293,11 @@ class GatewayApp:
         served = route.served
         try:
             batcher = route.batcher
-            if batcher is not None and single:
+            if (
+                batcher is not None
+                and single
+                and not (route.inline and batcher.alone(scope.get("client"), t0))
+            ):
                 # Gathered with other concurrent single-row requests into one model call;
                 # the answer, log row and metrics below stay this request's own.
                 fut = batcher.submit(x)

@@ -6,6 +6,10 @@ with its own row. A lone request is never held back: the flush is scheduled with
 ``call_soon``, so it runs on the next loop iteration. Only when at least two rows are already
 waiting does the batcher wait, at most ``window_s``, for more (up to ``max_batch`` rows).
 
+A lone client pays nothing at all: while only one connection has sent rows to a version for
+the last ``CONCURRENCY_MEMORY_S`` (and none is waiting), its rows skip the batcher and are
+predicted at once (``Batcher.alone``); a second connection turns gathering back on.
+
 A failing batch call is retried row by row, so one bad row fails only its own request; every
 request gets either its own result or its own exception, never a silently dropped answer.
 """
@@ -23,6 +27,8 @@ DEFAULT_WINDOW_S = 0.0005
 MAX_WINDOW_S = 0.05
 DEFAULT_MAX_BATCH = 64
 MAX_MAX_BATCH = 1000
+# After a row from another connection than the last one, gather for at least this long.
+CONCURRENCY_MEMORY_S = 0.002
 
 
 def check_config(window_s: float, max_batch: int) -> None:
@@ -75,8 +81,20 @@ class Batcher:
         self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
         self._scheduled = False
         self._waited = False
+        self._last_peer: Any = None
+        self._gather_until = 0.0
         self.batches = 0
         self.batched_rows = 0
+
+    def alone(self, peer: Any, now: float) -> bool:
+        """True when this row may skip the batcher: it comes from the same connection as the
+        last one, no other connection sent a row for ``CONCURRENCY_MEMORY_S``, and no row is
+        waiting. (``peer``: the connection's address; ``now``: a monotonic clock in s.)"""
+        if peer != self._last_peer or peer is None:
+            self._last_peer = peer
+            self._gather_until = now + CONCURRENCY_MEMORY_S
+            return False
+        return now >= self._gather_until and not self._pending
 
     def submit(self, x: np.ndarray) -> asyncio.Future:
         """A future for ``predict(x)`` on one row (``x`` of shape (1, n_features))."""
