@@ -112,6 +112,8 @@ def test_two_workers_serve_one_port_and_count_as_one_gateway(env) -> None:
             time.sleep(0.2)
         workers = {w["pid"] for w in health["workers"]}
         assert len(workers) == 2, health
+        # Each worker hands the GIL over within 0.5 ms (gateway_cli.SWITCH_INTERVAL_S).
+        assert health["server"]["switch_interval_ms"] == "0.5", health["server"]
         answered_by: set[int] = set()
         n = 300
         for _ in range(n):  # a new connection each time: the kernel hands them to both
