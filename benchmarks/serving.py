@@ -293,43 +293,28 @@ def main() -> None:
         bin_dir = str(Path(sys.executable).parent)
         mlflow_port, floor_port = free_port(HOST), free_port(HOST)
         nobatch_port, workers_port = free_port(HOST), free_port(HOST)
+
+        def gateway(port: int, *flags: str) -> list[str]:
+            """A gateway process on the staging deployment, with these extra flags."""
+            return [
+                sys.executable,
+                "-m",
+                "core.serving.gateway",
+                "--model",
+                MODEL,
+                "--environment",
+                "staging",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                *flags,
+            ]
+
         progress("starting a gateway with two worker processes")
-        workers_gw = start(
-            [
-                sys.executable,
-                "-m",
-                "core.serving.gateway",
-                "--model",
-                MODEL,
-                "--environment",
-                "staging",
-                "--host",
-                HOST,
-                "--port",
-                str(workers_port),
-                "--workers",
-                "2",
-            ],
-            work / "gateway-workers.log",
-        )
+        workers_gw = start(gateway(workers_port, "--workers", "2"), work / "gateway-workers.log")
         progress("starting a second gateway with micro-batching off")
-        nobatch = start(
-            [
-                sys.executable,
-                "-m",
-                "core.serving.gateway",
-                "--model",
-                MODEL,
-                "--environment",
-                "staging",
-                "--host",
-                HOST,
-                "--port",
-                str(nobatch_port),
-                "--no-batching",
-            ],
-            work / "gateway-nobatch.log",
-        )
+        nobatch = start(gateway(nobatch_port, "--no-batching"), work / "gateway-nobatch.log")
         progress("starting mlflow models serve and the floor server")
         procs.append(
             start(
