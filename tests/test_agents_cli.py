@@ -199,3 +199,38 @@ def test_chat_offline_and_bad_lines(home, capsys, monkeypatch) -> None:
     assert "offline planner" in out
     assert "No approval requests." in out
     assert "looks like JSON but is not valid" in out
+
+
+def test_chat_decides_each_line_under_the_policy_in_force(home, capsys, monkeypatch) -> None:
+    """A policy applied while a chat runs (by another process) holds from the next line: dana,
+    now a QATester, may no longer talk to the Engineer profile."""
+    import yaml
+
+    from agents.runtime import build_runtime
+    from core.settings import load_settings
+    from policies.pinned import apply_policy, load_pinned, parse_texts
+
+    def demote_dana() -> None:
+        s = build_runtime(load_settings()).services
+        pinned = load_pinned(s.settings.home_dir)
+        data = yaml.safe_load(pinned.current.texts["roles.yaml"])
+        data["people"]["dana"]["role"] = "QATester"
+        new = parse_texts({**pinned.current.texts, "roles.yaml": yaml.safe_dump(data)}, "test")
+        alice = s.policy.human("alice", authenticated=True)
+        apply_policy(
+            s.settings.home_dir, new, actor=alice, audit=s.audit, expected_digest=pinned.digest
+        )
+
+    class Stdin:
+        lines = ["list approvals\n", "list approvals\n", "/exit\n"]
+
+        def readline(self) -> str:
+            if len(self.lines) == 2:  # between the first and the second line
+                demote_dana()
+            return self.lines.pop(0) if self.lines else ""
+
+    monkeypatch.setattr("sys.stdin", Stdin())
+    code, out, err = agent(capsys, "chat", "ml-engineer", "--as", "dana")
+    assert out.count("No approval requests.") == 1  # the first line, under the old policy
+    assert code == 3, (code, out, err)
+    assert "ml-engineer" in err and "dana" in err

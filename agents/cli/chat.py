@@ -98,6 +98,8 @@ def chat(
         if not line.strip():
             continue
         final_text.clear()
+        # A long conversation: a policy applied meanwhile (agent policy apply) holds from here.
+        system.services.refresh_policy()
         try:
             if routed:
                 request = parse_request(line)
