@@ -39,8 +39,9 @@ def test_canary_steps_and_rollback_under_load_fail_no_request(env, workers):
         url,
         orjson.dumps({"features": env.row}),
         connections=4,
-        # Bounded in count and time, with room for a busy machine's slower phases.
-        max_requests=5 * PER_PHASE + 20000,
+        # Bounded in count and time, with room for a busy machine's slower phases and for
+        # a quiet machine's fast gateway, which answers many requests while a step switches.
+        max_requests=5 * PER_PHASE + 200_000,
         max_seconds=240,
     ).start()
     try:
