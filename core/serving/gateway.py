@@ -190,6 +190,7 @@ class Gateway:
         # With several worker processes: where each writes its counters for the others
         # (core.serving.workers); None for a gateway of one process.
         self.worker_dir = worker_dir
+        self._peer_cache: tuple[float, list[dict[str, Any]]] | None = None
         self.metrics_registry.register(
             GatewayCollector(
                 self._metric_versions,
@@ -343,9 +344,16 @@ class Gateway:
 
     # Metrics across workers -------------------------------------------------------------
     def _peers(self) -> list[dict[str, Any]]:
+        """The other workers' snapshots, read once per scrape (its three families ask in
+        turn; snapshots change only once per poll tick, so 0.1 s of reuse loses nothing)."""
         from core.serving.workers import read_peers
 
-        return read_peers(self.worker_dir, os.getpid()) if self.worker_dir else []
+        if self.worker_dir is None:
+            return []
+        now = time.monotonic()
+        if self._peer_cache is None or now - self._peer_cache[0] > 0.1:
+            self._peer_cache = (now, read_peers(self.worker_dir, os.getpid()))
+        return self._peer_cache[1]
 
     def _metric_versions(self) -> list[Any]:
         own = list(self._labelled.values())
