@@ -8,8 +8,9 @@
    /v1/chat/completions`` vs ``agent run``'s own code path (``AgentSystem.run``) in a process
    of its own, as ``agent run`` is, with its start-up left out (the whole ``agent run``
    process, mostly imports, and ``AgentSystem.run`` inside the LLM server's process are shown
-   for reference). Every path runs its turns back to back within a round, as the driver
-   process does; rounds alternate between the paths.
+   for reference). The paths take turns one by one (which goes first alternates), so noise from
+   a busy machine hits each alike; the endpoint is called over one keep-alive connection, as
+   the openai client and chat UIs call it.
 
 Targets: the API adds ≤ 2 ms p50 over the direct call at concurrency 1; ≥ 500 reads/s at 16
 clients; the chat endpoint's p50 ≤ 1.10 × agent run's.
@@ -107,16 +108,22 @@ def load(call: Callable[[], None], clients: int, total: int) -> tuple[list[float
 
 
 class Http:
-    """One keep-alive connection per client thread."""
+    """One keep-alive connection per client thread (as the openai client and chat UIs keep
+    theirs)."""
 
     def __init__(self, port: int, token: str) -> None:
-        self.port, self.headers = port, {"Authorization": f"Bearer {token}"}
+        self.port, self.token = port, token
+        self.headers = {"Authorization": f"Bearer {token}"}
         self.local = threading.local()
 
-    def get(self, path: str) -> bytes:
+    def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self.local, "conn", None)
         if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        return conn
+
+    def get(self, path: str) -> bytes:
+        conn = self._conn()
         conn.request("GET", path, headers=self.headers)
         resp = conn.getresponse()
         body = resp.read()
@@ -125,7 +132,7 @@ class Http:
         return body
 
     def post(self, path: str, payload: dict) -> dict:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        conn = self._conn()
         conn.request(
             "POST",
             path,
@@ -134,7 +141,6 @@ class Http:
         )
         resp = conn.getresponse()
         body = resp.read()
-        conn.close()
         if resp.status != 200:
             raise SystemExit(f"POST {path} -> {resp.status}: {body[:300]!r}")
         return json.loads(body)
@@ -147,7 +153,7 @@ def main() -> None:
     scale = 0.25 if args.quick else 1.0
     reads = {c: max(c * 4, int(n * scale)) for c, n in ((1, 400), (4, 800), (16, 2000))}
     cli_calls = {c: max(c, int(n * scale)) for c, n in ((1, 8), (4, 16), (16, 32))}
-    chat_turns = max(5, int(30 * scale))
+    chat_turns = max(10, int(80 * scale))
 
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     with tempfile.TemporaryDirectory(prefix="modelops-bench-cp-") as tmp:
@@ -279,18 +285,51 @@ from core.settings import load_settings
 rt = build_runtime(load_settings())
 alice = rt.services.policy.human("alice", authenticated=True)
 system = AgentSystem(rt, llm_config=LLMConfig.from_env(settings=rt.settings))
-warm, n = int(sys.argv[1]), int(sys.argv[2])
-out = []
-for i in range(warm + n):
+print("ready", flush=True)
+for line in sys.stdin:  # one turn per line, so the benchmark can interleave it with the others
     t0 = time.perf_counter()
-    result = system.run("ml-engineer", sys.argv[3], user=alice)
+    result = system.run("ml-engineer", line.strip(), user=alice)
     if result["status"] != "done":
         raise SystemExit(result["status"])
-    if i >= warm:
-        out.append(time.perf_counter() - t0)
+    print(json.dumps(time.perf_counter() - t0), flush=True)
 system.close()
-print(json.dumps(out))
 """
+
+
+class Driver:
+    """``AgentSystem.run`` in a process of its own, as ``agent run`` runs it, start-up not
+    timed; it runs one turn each time it is asked, timed inside that process."""
+
+    def __init__(self, env: dict, work: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", DRIVER],
+            env=env,
+            cwd=work,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._line()
+
+    def _line(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=30)
+            raise SystemExit(f"the agent-run driver failed: {self.proc.stderr.read()[-800:]}")
+        return line
+
+    def turn(self) -> float:
+        self.proc.stdin.write(QUESTION + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self._line())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def measure_chat(rt, alice, client, llm, agent, env, work, turns, AgentSystem, LLMConfig) -> dict:
@@ -302,6 +341,7 @@ def measure_chat(rt, alice, client, llm, agent, env, work, turns, AgentSystem, L
     os.environ.update(OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-bench")
     system = AgentSystem(rt, llm_config=LLMConfig.from_env(settings=rt.settings))
     payload = {"model": "ml-engineer", "messages": [{"role": "user", "content": QUESTION}]}
+    client = Http(client.port, client.token)  # a new connection (the server closes idle ones)
 
     def in_process() -> None:
         script()
@@ -312,22 +352,6 @@ def measure_chat(rt, alice, client, llm, agent, env, work, turns, AgentSystem, L
         script()
         out = client.post("/v1/chat/completions", payload)
         assert out["modelops"]["status"] == "done", out["modelops"]
-
-    def own_process(n: int) -> list[float]:
-        """AgentSystem.run in a process of its own, as `agent run` runs; start-up not timed."""
-        script(n + 2)
-        res = subprocess.run(
-            [sys.executable, "-c", DRIVER, "2", str(n), QUESTION],
-            env=env,
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-        )
-        if res.returncode != 0:
-            raise SystemExit(f"the agent-run driver failed: {res.stderr[-800:]}")
-        return json.loads(res.stdout.strip().splitlines()[-1])
 
     def cli_run() -> None:
         script()
@@ -343,22 +367,33 @@ def measure_chat(rt, alice, client, llm, agent, env, work, turns, AgentSystem, L
             raise SystemExit(f"agent run failed: {res.stderr[-500:]!r}")
 
     progress(f"chat: {turns} turns each: agent run's path in its own process, the endpoint…")
-    for _ in range(3):
-        in_process()
-        endpoint()
-    inproc, api, own = [], [], []
-    rounds = 3
-    per = max(1, turns // rounds)
-    for _ in range(rounds):  # rounds interleaved, so machine noise hits every path alike
-        # Each path runs its turns back to back, as the agent-run driver does in its process:
-        # a server left idle between turns (caches gone cold) would be measured on a
-        # different footing than the driver.
-        own += own_process(per)
-        for fn, sink in ((endpoint, api), (in_process, inproc)):
-            for _ in range(per):
-                t0 = time.perf_counter()
-                fn()
-                sink.append(time.perf_counter() - t0)
+    driver = Driver(env, work)
+    try:
+
+        def own_process() -> float:
+            script()
+            return driver.turn()
+
+        def timed(fn: Callable[[], None]) -> float:
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+
+        for _ in range(3):
+            own_process(), endpoint(), in_process()
+        inproc, api, own = [], [], []
+        # Turn by turn, the paths alternating (and which goes first): machine noise hits
+        # each alike, and each process idles between its turns as the others run.
+        for i in range(turns):
+            if i % 2:
+                api.append(timed(endpoint))
+                own.append(own_process())
+            else:
+                own.append(own_process())
+                api.append(timed(endpoint))
+            inproc.append(timed(in_process))
+    finally:
+        driver.close()
     progress("chat: the whole `agent run` process, 3 runs (reference)…")
     procs = []
     for _ in range(3):
@@ -425,8 +460,11 @@ def report(results: dict, chat: dict) -> None:
             f"{percentile(lat, 0.95) * 1000:9.2f}"
         )
     ratio = ep / base
+    pairs = zip(chat["endpoint"], chat["own_process"], strict=True)
+    paired = statistics.median([a / b for a, b in pairs])
     print(
-        f"ratio endpoint / agent run: {ratio:.3f} (/ in the LLM server's process: {ep / ip:.3f}; "
+        f"ratio endpoint / agent run: {ratio:.3f} (turn by turn, median: {paired:.3f}; "
+        f"/ in the LLM server's process: {ep / ip:.3f}; "
         f"/ the whole agent run process: {ep / proc:.3f})"
     )
     checks = [
