@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     )
     gateway_max_batch: int = Field(default=64, ge=1, le=1000, description="Rows per model call.")
     gateway_workers: int = Field(
-        default=1, ge=0, le=64, description="Gateway worker processes (0: one per core)."
+        default=0, ge=0, le=64, description="Gateway worker processes (0: one per core)."
     )
     llm_model: str = "gpt-4o-mini"
 

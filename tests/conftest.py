@@ -15,6 +15,10 @@ from tests.fakes.models import register_models
 from tests.fakes.openai_server import scripted_llm  # noqa: F401  (fixture)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Gateways run one worker per core by default. Tests read exact counts right after their
+# requests, which one process gives at once (other workers' counts are up to a poll tick old);
+# the worker tests ask for two, and test_serving_workers checks the default itself.
+os.environ.setdefault("MODELOPS_GATEWAY_WORKERS", "1")
 PG_ADMIN_URL = os.environ.get("MODELOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -95,6 +95,43 @@ def test_worker_counts_are_checked() -> None:
         resolve_workers(-1)
 
 
+def test_by_default_a_gateway_runs_one_worker_per_core(monkeypatch, tmp_path) -> None:
+    """The setting, the command line and the gateways the agent starts all default to 0: one
+    worker per core the machine gives (conftest pins the tests' own gateways to 1)."""
+    import os
+
+    from core.serving import workers
+    from core.serving.gateway_cli import parser
+    from core.settings import load_settings
+
+    monkeypatch.delenv("MODELOPS_GATEWAY_WORKERS")
+    monkeypatch.setenv("MODELOPS_HOME", str(tmp_path / "home"))
+    assert load_settings().gateway_workers == 0
+    assert parser().parse_args(["--model", "m"]).workers is None  # then the setting decides
+    monkeypatch.setattr(workers, "CGROUP_CPU_MAX", tmp_path / "absent")
+    assert resolve_workers(None) == resolve_workers(0) == len(os.sched_getaffinity(0))
+
+
+def test_the_core_count_honours_a_container_cpu_limit(monkeypatch, tmp_path) -> None:
+    from core.serving import workers
+
+    cpu_max = tmp_path / "cpu.max"
+    for text, limit in (
+        ("max 100000", None),
+        ("100000 100000", 1),
+        ("150000 100000", 2),  # 1.5 CPUs: a second worker gets the half
+        ("5000 100000", 1),
+        ("garbage", None),
+        ("", None),
+    ):
+        cpu_max.write_text(text)
+        assert workers.cgroup_cpu_limit(cpu_max) == limit, text
+    assert workers.cgroup_cpu_limit(tmp_path / "absent") is None
+    cpu_max.write_text("100000 100000")
+    monkeypatch.setattr(workers, "CGROUP_CPU_MAX", cpu_max)
+    assert workers.default_workers() == 1
+
+
 def test_two_workers_serve_one_port_and_count_as_one_gateway(env) -> None:
     rt = env.runtime("workers", workers=2)
     alice = rt.services.policy.human("alice")

@@ -1,7 +1,8 @@
 """The gateway process's command line: ``python -m core.serving.gateway --model NAME [flags]``.
 
-One worker (``--workers 1``) serves from this process. With more, this process is uvicorn's
-supervisor and every worker builds the same gateway from these flags (core.serving.workers).
+By default one worker per core (``--workers 0``); one worker (``--workers 1``) serves from this
+process. With more, this process is uvicorn's supervisor and every worker builds the same
+gateway from these flags (core.serving.workers).
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="Worker processes sharing the port (0: one per core). Each reloads the routing "
-        "table itself; /health and /metrics count all of them.",
+        default=None,
+        help="Worker processes sharing the port (0: one per core the machine or container "
+        "gives; default: MODELOPS_GATEWAY_WORKERS, else 0). Each reloads the routing table "
+        "itself; /health and /metrics count all of them.",
     )
     p.add_argument(
         "--routes-file",
@@ -123,6 +125,7 @@ def build_gateway(config: dict[str, Any], worker_dir: Path | None = None) -> Any
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
+    from core.errors import ModelOpsError
     from core.names import is_valid_name
     from core.serving.workers import SNAPSHOT_DIR, WORKER_CONFIG_ENV, resolve_workers
 
@@ -138,8 +141,12 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         p.error(f"--batch-window-ms/--max-batch: {exc}")
     try:
+        if args.workers is None:
+            from core.settings import load_settings
+
+            args.workers = load_settings().gateway_workers
         args.workers = resolve_workers(args.workers)
-    except ValueError as exc:
+    except (ValueError, ModelOpsError) as exc:
         p.error(f"--workers: {exc}")
     config = {**vars(args), "routes_file": str(args.routes_file) if args.routes_file else None}
     common = {

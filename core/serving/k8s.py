@@ -88,7 +88,8 @@ def render_kubernetes(
 ) -> RenderedManifests:
     """Manifests for ``revision``'s routes. ``needs_sklearn`` None: detect from the artifacts.
     ``batching``/``batch_window_ms``/``max_batch``: the gateway's micro-batching flags;
-    ``workers``: its worker processes (0: one per core the container sees; None: one)."""
+    ``workers``: its worker processes (0 or None: one per core the container's CPU limit
+    gives, read from its cgroup when the pod starts)."""
     from core.serving.batching import batching_flags
     from core.serving.workers import resolve_workers
 

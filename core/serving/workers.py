@@ -40,12 +40,35 @@ _STAT_FIELDS = (
 )
 
 
-def default_workers() -> int:
-    """The number of cores this process may run on."""
+# cgroup v2's CPU limit of this process's container ("max 100000" when unlimited).
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def cgroup_cpu_limit(cpu_max: Path | None = None) -> int | None:
+    """Whole CPUs the container's quota gives (rounded up, at least 1); None without a limit
+    or where there is no cgroup v2 file (not Linux, not a container)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        quota, period = (cpu_max or CGROUP_CPU_MAX).read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return max(1, -(-q // p)) if q > 0 and p > 0 else None
+
+
+def default_workers() -> int:
+    """The number of cores the machine gives this process: the ones it may run on, and no
+    more than its container's CPU limit (a pod limited to 1 CPU on a 32-core node gets 1)."""
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    limit = cgroup_cpu_limit()
+    return min(cores, limit) if limit else cores
 
 
 def resolve_workers(workers: int | None) -> int:
