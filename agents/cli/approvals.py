@@ -218,7 +218,10 @@ def render_outcome(out: dict[str, Any]) -> None:
     if exe.get("gateway_url"):
         url = exe["gateway_url"]
         c.print(f"Gateway: {url}  (health: {url}/health, metrics: {url}/metrics)")
-        c.print(f"Try:  agent predict {exe['name']} --input '{{\"features\": [...30 numbers...]}}'")
+        c.print(
+            f"Try:  agent predict {exe['name']} --as NAME "
+            "--input '{\"features\": [...one number per feature...]}'"
+        )
 
 
 decision_options = [
