@@ -9,10 +9,10 @@
    (written here, same uvicorn settings as the gateway).
 
 Load: wrk (Debian package) on 127.0.0.1, closed loop, single-row JSON, at concurrency 1, 8
-32 and 64, a bounded number of seconds per cell; falls back to a Python asyncio client when
-wrk is missing. Every server is stopped at the end.
+32 and 64, a bounded number of seconds per cell, in rounds (the median of three by default);
+falls back to a Python asyncio client when wrk is missing. Every server is stopped at the end.
 
-Run: .venv/bin/python benchmarks/serving.py [--seconds 5] [--concurrency 1,8,32,64]
+Run: .venv/bin/python benchmarks/serving.py [--seconds 5] [--rounds 3] [--concurrency 1,8,32,64]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,20 @@ class Cell:
     p99_ms: float
     requests: int
     errors: int
+
+
+def median_cell(server: str, concurrency: int, cells: list[Cell]) -> Cell:
+    """One figure per server and concurrency: the median of its rounds (requests and errors
+    summed)."""
+    return Cell(
+        server,
+        concurrency,
+        statistics.median(c.rps for c in cells),
+        statistics.median(c.p50_ms for c in cells),
+        statistics.median(c.p99_ms for c in cells),
+        sum(c.requests for c in cells),
+        sum(c.errors for c in cells),
+    )
 
 
 def progress(message: str) -> None:
@@ -277,9 +292,14 @@ def start(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Pope
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0, help="Duration of each cell.")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="Cells per server and concurrency (median taken)."
+    )
     p.add_argument("--concurrency", default="1,8,32,64")
     args = p.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    if args.rounds < 1 or args.seconds <= 0:
+        p.error("--rounds must be at least 1 and --seconds positive")
     load = run_wrk if shutil.which("wrk") else run_python_client
     progress(
         f"load generator: {'wrk' if load is run_wrk else 'Python asyncio client (wrk not found)'}"
@@ -387,17 +407,22 @@ def main() -> None:
         cells: list[Cell] = []
         for url, body in servers.values():
             load(url, body, 1, 1.0, work)  # warm-up
-        # Interleaved (each concurrency on all three servers in turn) so that a change in the
-        # machine's background load hits every server alike.
+        # Interleaved: each concurrency on every server in turn, in rounds (the order turned
+        # each round), so that a burst of the machine's background load hits every server
+        # alike; each figure is the median over the rounds.
         for c in levels:
-            for name, (url, body) in servers.items():
-                cell = load(url, body, c, args.seconds, work)
-                cell.server = name
-                cells.append(cell)
-                progress(
-                    f"{name:8} c={c:<3} {cell.rps:>9,.0f} req/s  p50 {cell.p50_ms:7.3f} ms  "
-                    f"p99 {cell.p99_ms:8.3f} ms  errors {cell.errors}"
-                )
+            rounds: dict[str, list[Cell]] = {name: [] for name in servers}
+            names = list(servers)
+            for r in range(args.rounds):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    url, body = servers[name]
+                    cell = load(url, body, c, args.seconds, work)
+                    rounds[name].append(cell)
+                    progress(
+                        f"{name:10} c={c:<3} round {r + 1}/{args.rounds} {cell.rps:>9,.0f} req/s  "
+                        f"p50 {cell.p50_ms:7.3f} ms  p99 {cell.p99_ms:8.3f} ms  errors {cell.errors}"
+                    )
+            cells += [median_cell(name, c, got) for name, got in rounds.items()]
         time.sleep(1.5)  # one more flush interval of the prediction log
         health = httpx.get(f"{env['gateway_url']}/health").json()
         report(
@@ -409,6 +434,7 @@ def main() -> None:
             opts,
             args.seconds,
             "wrk" if load is run_wrk else "python",
+            args.rounds,
         )
     finally:
         for proc in procs:
@@ -427,12 +453,13 @@ def report(
     opts: dict,
     seconds: float,
     tool: str,
+    rounds: int = 1,
 ) -> None:
     by = {(c.server, c.concurrency): c for c in cells}
     print()
     print(
         f"Serving benchmark: 100-tree random forest, single-row JSON, {tool} on 127.0.0.1, "
-        f"{seconds:g} s per cell, {os.cpu_count()} CPUs, uvicorn http={opts['http']} loop={opts['loop']}"
+        f"{seconds:g} s per cell (median of {rounds} rounds), {os.cpu_count()} CPUs, uvicorn http={opts['http']} loop={opts['loop']}"
     )
     print(f"gateway (default start): {len(health.get('workers') or [None])} worker process(es)")
     header = f"{'server':<10} {'conc':>4} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>9} {'errors':>7}"
