@@ -301,22 +301,25 @@ class Driver:
     timed; it runs one turn each time it is asked, timed inside that process."""
 
     def __init__(self, env: dict, work: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", DRIVER],
-            env=env,
-            cwd=work,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # stderr to a file: a pipe nobody reads until the end could fill and stall the driver.
+        self.errors = work / "agent-run-driver.log"
+        with self.errors.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", DRIVER],
+                env=env,
+                cwd=work,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
         self._line()
 
     def _line(self) -> str:
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(timeout=30)
-            raise SystemExit(f"the agent-run driver failed: {self.proc.stderr.read()[-800:]}")
+            raise SystemExit(f"the agent-run driver failed: {self.errors.read_text()[-800:]}")
         return line
 
     def turn(self) -> float:

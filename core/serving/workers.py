@@ -80,11 +80,6 @@ def resolve_workers(workers: int | None) -> int:
     return workers
 
 
-def worker_flags(workers: int | None) -> list[str]:
-    """The gateway command-line flag for ``workers`` (resolved: the record names a number)."""
-    return ["--workers", str(resolve_workers(workers))]
-
-
 # Snapshots ------------------------------------------------------------------------------
 def snapshot(gateway: Any) -> dict[str, Any]:
     """What the other workers need of this one: its health and its metric counters."""
