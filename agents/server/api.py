@@ -88,7 +88,7 @@ async def list_models(
     p: Principal = Depends(principal), cp: ControlPlane = Depends(control_plane)
 ) -> dict[str, Any]:
     """Registered models with their latest version and aliases (the list_models tool)."""
-    return await cp.read(cp.tool, p, "list_models")
+    return await cp.lookup(cp.tool, p, "list_models")
 
 
 @router.get("/models/{name}", response_model=ModelShow, responses=READ_ERRORS, tags=["models"])
@@ -157,7 +157,7 @@ async def list_approvals(
     cp: ControlPlane = Depends(control_plane),
 ) -> dict[str, Any]:
     """Approval requests, newest first (optionally with one status)."""
-    return await cp.read(cp.tool, p, "list_approvals", {"status": status} if status else {})
+    return await cp.lookup(cp.tool, p, "list_approvals", {"status": status} if status else {})
 
 
 @router.get(
@@ -172,7 +172,7 @@ async def show_approval(
     cp: ControlPlane = Depends(control_plane),
 ) -> dict[str, Any]:
     """One request with the full evidence and its evidence hash."""
-    return await cp.read(cp.tool, p, "get_approval", {"approval_id": approval_id})
+    return await cp.lookup(cp.tool, p, "get_approval", {"approval_id": approval_id})
 
 
 @router.post(

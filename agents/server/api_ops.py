@@ -46,7 +46,7 @@ async def list_deployments(
     cp: ControlPlane = Depends(control_plane),
 ) -> dict[str, Any]:
     """Names of the models that have a deployment (optionally on one environment)."""
-    return await cp.read(
+    return await cp.lookup(
         cp.tool, p, "list_deployments", {"environment": environment} if environment else {}
     )
 
