@@ -82,14 +82,19 @@ class Services:
         )
 
     @cached_property
+    def home_dir(self) -> Path:
+        """``settings.home_dir``, resolved once: a server checks the pin on every request."""
+        return self.settings.home_dir
+
+    @cached_property
     def pinned(self) -> PinnedPolicy:
         """The policy in force: this home's pinned copy, digest-checked (policies/pinned.py).
         A configured policies_dir that differs from it is refused, never used."""
         from policies.pinned import load_pinned, pin_stamp
 
         # Stamped before it is read: a pin replaced meanwhile is read again on the next check.
-        self._pin_stamp = pin_stamp(self.settings.home_dir)
-        return load_pinned(self.settings.home_dir, policies_dir=self.settings.policies_dir)
+        self._pin_stamp = pin_stamp(self.home_dir)
+        return load_pinned(self.home_dir, policies_dir=self.settings.policies_dir)
 
     # What is read from the policy in force (ApprovalService holds the policy it was made with).
     POLICY_CACHES = ("pinned", "policy", "thresholds", "approvals")
@@ -108,7 +113,7 @@ class Services:
 
         if "pinned" not in self.__dict__:
             return False
-        if pin_stamp(self.settings.home_dir) == getattr(self, "_pin_stamp", None):
+        if pin_stamp(self.home_dir) == getattr(self, "_pin_stamp", None):
             return False
         self.forget_policy()
         return True

@@ -200,9 +200,9 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
 
         return Response(control.metrics.render(), media_type=CONTENT_TYPE)
 
+    app.include_router(chat.router)  # first: chat UIs call it most, and each route is tried in turn
     app.include_router(api.router)
     app.include_router(api_ops.router)
-    app.include_router(chat.router)
     app.include_router(console.router)
     app.include_router(console.root_router)
     console.mount_static(app)
