@@ -157,7 +157,7 @@ async def list_approvals(
     cp: ControlPlane = Depends(control_plane),
 ) -> dict[str, Any]:
     """Approval requests, newest first (optionally with one status)."""
-    return await cp.lookup(cp.tool, p, "list_approvals", {"status": status} if status else {})
+    return await cp.read(cp.tool, p, "list_approvals", {"status": status} if status else {})
 
 
 @router.get(

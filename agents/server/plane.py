@@ -80,8 +80,9 @@ class ControlPlane:
         self.inline_lookups = _in_process_stores(self.services) if inline is None else inline
 
     async def lookup(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A point read (a few indexed SQL reads, no network, no scan of a log or a report):
-        run on the event loop when the stores are SQLite in this process, else as ``read``.
+        """A point read (a few SQL reads bounded by what exists now, not by history; no
+        network): run on the event loop when the stores are SQLite in this process, else as
+        ``read``.
 
         The hop to a thread and back cost more than such a read itself: measured at 16
         clients, 1.9 ms of server CPU per ``GET /models`` through the read threads against
