@@ -94,6 +94,17 @@ def test_denied_permission_is_403_and_audited_as_the_tokens_person(rt, client, t
     assert denied[0]["actor"] == "carol" and denied[0]["authenticated"] is True
 
 
+def test_an_error_from_a_worker_thread_names_its_request(rt, client, tokens):
+    """A refusal built off the event loop (a decision, behind the Idempotency-Key store)
+    carries the request's id like every other error envelope."""
+    req = _request(rt)
+    body = {"evidence_hash": req.evidence_hash, "reason": "looks fine"}
+    r = client.post(f"/approvals/{req.id}/approve", json=body, headers=bearer(tokens["carol"]))
+    assert r.status_code == 403, r.text
+    assert r.json()["request_id"] == r.headers["x-request-id"]
+    assert r.json()["request_id"].startswith("req-")
+
+
 def test_a_body_field_never_names_the_actor(rt, client, tokens):
     req = _request(rt)
     body = {"evidence_hash": req.evidence_hash, "decided_by": "alice"}

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agents.server.plane import ControlPlane, ServerConfig
-from agents.server.responses import ApiError
+from agents.server.responses import REQUEST_ID, ApiError
 from core.errors import ModelOpsError
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Edge:
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = given if _REQUEST_ID.match(given) else f"req-{secrets.token_hex(6)}"
         scope.setdefault("state", {})["request_id"] = rid
+        current = REQUEST_ID.set(rid)
         status = [500]
         # GitHub sends webhook payloads of up to 25 MB; the review bot bounds them itself.
         limit = WEBHOOK_MAX_BYTES if scope.get("path") == WEBHOOK_PATH else self.limit
@@ -88,6 +89,7 @@ class Edge:
 
             await self.app(scope, limited, send_with_id)
         finally:
+            REQUEST_ID.reset(current)
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             self.control.metrics.observe(

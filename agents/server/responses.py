@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel
 
 from core.errors import ModelOpsError
+
+# The id of the request being served (set by the app's edge layer): an error envelope built
+# anywhere while serving it (a worker thread included) names it.
+REQUEST_ID: ContextVar[str | None] = ContextVar("modelops_request_id", default=None)
 
 # The HTTP status for each error code (tool results and ModelOpsError carry codes).
 STATUS_FOR_CODE: dict[str, int] = {
@@ -94,7 +99,7 @@ class ApiError(Exception):
                 "type": _OPENAI_TYPES.get(self.status, "modelops_error"),
                 "param": None,
             },
-            "request_id": request_id,
+            "request_id": request_id or REQUEST_ID.get(),
         }
 
 
