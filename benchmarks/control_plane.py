@@ -214,14 +214,16 @@ def start_server(agent: list[str], env: dict, work: Path) -> tuple[subprocess.Po
     """``agent serve`` on a free loopback port, once it answers /healthz."""
     port = free_port()
     progress(f"set-up: agent serve on 127.0.0.1:{port}…")
-    server = subprocess.Popen(
-        [*agent, "serve", "--port", str(port), "--chat-rate", "0"],
-        env=env,
-        cwd=work,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    errors = work / f"agent-serve-{port}.log"  # a file: a pipe nobody reads could fill
+    with errors.open("w") as err:
+        server = subprocess.Popen(
+            [*agent, "serve", "--port", str(port), "--chat-rate", "0"],
+            env=env,
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     deadline = time.monotonic() + 90
     while True:
         try:
@@ -233,7 +235,7 @@ def start_server(agent: list[str], env: dict, work: Path) -> tuple[subprocess.Po
             pass
         if time.monotonic() > deadline or server.poll() is not None:
             stop(server)
-            raise SystemExit(f"agent serve did not start:\n{server.stderr.read()[-2000:]}")
+            raise SystemExit(f"agent serve did not start:\n{errors.read_text()[-2000:]}")
         time.sleep(0.2)
 
 
