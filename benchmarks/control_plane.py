@@ -365,10 +365,9 @@ def measure_chat(rt, alice, token, llm, agent, env, work, turns) -> dict:
     from agents.llm import LLMConfig
     from agents.supervisor import AgentSystem
 
-    def script(n: int = 1) -> None:
-        for _ in range(n):
-            llm.enqueue_tool_calls([{"name": "list_models", "arguments": {}}])
-            llm.enqueue_text("There is one registered model: breast-cancer-classifier.")
+    def script() -> None:
+        llm.enqueue_tool_calls([{"name": "list_models", "arguments": {}}])
+        llm.enqueue_text("There is one registered model: breast-cancer-classifier.")
 
     os.environ.update(OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="sk-bench")
     system = AgentSystem(rt, llm_config=LLMConfig.from_env(settings=rt.settings))

@@ -72,7 +72,7 @@ class Services:
         s = self.settings
         return DeploymentService(
             s.resolved_state_db_url,
-            s.home_dir,
+            self.home_dir,
             gateway_options={
                 "batching": s.gateway_batching,
                 "batch_window_ms": s.gateway_batch_window_ms,
@@ -83,7 +83,8 @@ class Services:
 
     @cached_property
     def home_dir(self) -> Path:
-        """``settings.home_dir``, resolved once: a server checks the pin on every request."""
+        """``settings.home_dir``, resolved once (a server checks the pin on every request);
+        every path this object derives from the home starts here."""
         return self.settings.home_dir
 
     @cached_property
@@ -156,7 +157,7 @@ class Services:
         return ValidationStore(self.engine)
 
     def allowed_roots(self) -> list[Path]:
-        return [Path.cwd().resolve(), self.settings.home_dir]
+        return [Path.cwd().resolve(), self.home_dir]
 
     def resolve_data_path(self, raw: str, what: str = "dataset") -> Path:
         """A data file (``what``: how errors name it) inside the working directory or
@@ -200,7 +201,7 @@ class Services:
                 + (f" (it resolves to {resolved})" if resolved != path else ""),
                 hint=hint,
             )
-        home = self.settings.home_dir
+        home = self.home_dir
         managed = [home / "gateways", home / "artifacts"]
         if self.settings.resolved_artifact_root.startswith("file:"):
             from core.artifacts import local_path
