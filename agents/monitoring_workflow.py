@@ -2,7 +2,8 @@
 so every step is authorized and audited like any tool call.
 
 ml-model-monitoring: report (drift, estimated/realized performance, SLOs) → check (alerts
-stored, the pinned policy may roll production back under the monitoring-policy principal).
+stored; the pinned policy rolls production back under the monitoring-policy principal only
+when a person holding deploy:rollback runs it, else the run says what the policy would do).
 
 ml-ab-testing: plan (power, sample size) → the split must be live through an approved canary
 of the arm that is not yet in production: none requested → it requests one (the promotion
@@ -70,6 +71,9 @@ def run_monitoring(dispatcher: Dispatcher, actor: Actor, data: dict) -> dict[str
     rb = out["rollback"]
     if rb.get("executed"):
         status = "rolled_back"
+    elif rb.get("ordered"):
+        # The policy orders a rollback the caller may not run (or that has no safe target).
+        status = "rollback_ordered"
     elif out["alerts"]:
         status = "alerts"
     else:

@@ -34,8 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "estimated_performance": {"metric": "accuracy", "min": 0.8},
     "auto_rollback": {
         "enabled": False,
-        # What may order it: any of latency_p99, error_rate, estimated_performance.
-        "triggers": ["error_rate", "latency_p99"],
+        # What may order it: error_rate (server errors and timeouts of the version that
+        # served), latency_p99 (single-row answers; load also raises it). estimated_performance
+        # is accepted for old pins and never orders: any client chooses the inputs behind it.
+        "triggers": ["error_rate"],
         "window_minutes": 5,
         "min_requests": 100,
     },

@@ -395,10 +395,16 @@ def gateway_url(services: Services, name: str, environment: str = "production") 
 @tool(permission="serving:predict", side_effect="external")
 def predict(call: CallContext, args: PredictInput) -> PredictOutput:
     """Ask the model's live gateway for a prediction; the answer carries honesty labels."""
+    import os
+
     import httpx
+
+    from core.serving import GATEWAY_TOKEN_ENV
 
     url = gateway_url(call.services, args.name, args.environment)
     headers = {"x-routing-key": args.routing_key} if args.routing_key else {}
+    if os.environ.get(GATEWAY_TOKEN_ENV):
+        headers["authorization"] = f"Bearer {os.environ[GATEWAY_TOKEN_ENV]}"
     try:
         r = httpx.post(
             f"{url}/predict", json={"features": args.features}, headers=headers, timeout=10.0

@@ -2,9 +2,11 @@
 alerts, and the monitoring policy's automatic rollback.
 
 The rollback is an internal step that only the ``monitoring-policy`` workflow principal
-reaches: it measures the breach itself from the prediction log under the pinned policy (no
-caller supplies a number), returns production only to a version an earlier executed approval
-put there (``tools.executor.rollback_production``), and audits the evidence that ordered it.
+reaches, and only from a check by a person who holds deploy:rollback (``agent monitor watch``
+is that loop); anyone else's check reports what the policy would do. It measures the breach
+itself from server outcomes in the prediction log under the pinned policy (edge refusals are
+the client's and never count; no caller supplies a number), goes only to the newest version a
+human approved for production that is not breaching, or nowhere, and audits the evidence.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.deployment import Environment
-from core.errors import ApprovalRequired, Conflict, InvalidInput, ModelOpsError, NotFound
+from core.errors import ApprovalRequired, InvalidInput, ModelOpsError, NotFound
 from core.names import ModelName
 from policies.rbac import ActorKind
 from tools.base import ToolInput, tool
@@ -24,6 +26,7 @@ from tools.context import CallContext, Services
 
 MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@(champion|challenger)|/[0-9]{1,9})?$"
 POLICY_PRINCIPAL = "monitoring-policy"
+ROLLBACK_PERMISSION = "deploy:rollback"
 
 
 class MonitoringConfig(ToolInput):
@@ -178,13 +181,33 @@ class CheckInput(ReportInput):
 class CheckOutput(BaseModel):
     name: str
     alerts: list[dict[str, Any]]
+    # What the pinned policy orders and whether it ran: ``acted`` is True only when the
+    # caller is a person holding deploy:rollback (the policy then acts as monitoring-policy
+    # on their behalf); for anyone else it is the action the policy *would* take.
     rollback: dict[str, Any]
     report: dict[str, Any]
 
 
+def acts_for(services: Services, actor: Any) -> tuple[bool, str]:
+    """Whether a check by ``actor`` may let the policy act: only a person who holds
+    deploy:rollback. Agents never hold it (policies.rights.AGENT_NEVER)."""
+    if actor.kind != ActorKind.HUMAN:
+        return (
+            False,
+            f"{actor.describe()} is not a person: the policy's action is reported, not run",
+        )
+    decision = services.policy.authorize(actor, ROLLBACK_PERMISSION)
+    if not decision.allowed:
+        return False, (
+            f"{actor.name} does not hold {ROLLBACK_PERMISSION}: the policy's action is reported, "
+            "not run"
+        )
+    return True, f"{actor.name} holds {ROLLBACK_PERMISSION}"
+
+
 @tool(permission="monitoring:run", side_effect="write")
 def check_monitoring(call: CallContext, args: CheckInput) -> CheckOutput:
-    """Run the monitoring checks, store (and optionally send) alerts, and apply the pinned policy: it may roll production back on an SLO breach."""
+    """Run the monitoring checks, store (and optionally send) alerts, and say what the pinned policy orders; it rolls production back only for a person holding deploy:rollback."""
     from core.monitoring.alerts import AlertStore, deliver
 
     services = call.services
@@ -208,30 +231,38 @@ def check_monitoring(call: CallContext, args: CheckInput) -> CheckOutput:
         if hook.get("url"):
             store.set_delivery(row["id"], deliver(hook["url"], secret, row))
         stored.append(row)
-    rollback: dict[str, Any] = {
-        "ordered": False,
-        "reason": "staging is never rolled back by policy",
-    }
-    if args.environment == "production":
-        policy = services.policy
-        principal = policy.workflow(POLICY_PRINCIPAL, call.actor.responsible_human)
-        result = call.dispatcher.call(
-            principal, "monitoring_rollback", {"name": name}, internal=True
-        )
-        rollback = (
-            result.output
-            if result.ok
-            else {"ordered": True, "executed": False, "error": result.error.model_dump()}
-        )
-        if rollback.get("ordered"):
-            store.add({
-                "model_name": name, "environment": "production", "version": rollback.get("from_version"),
-                "kind": "rollback", "severity": "critical",
-                "action": "rollback" if rollback.get("executed") else "rollback_refused",
-                "message": rollback.get("message") or (result.error.message if result.error else ""),
-                "window_seconds": rollback.get("window_seconds", 0.0),
-                "evidence": rollback,
-            })  # fmt: skip
+    if args.environment != "production":
+        rollback: dict[str, Any] = {
+            "ordered": False,
+            "acted": False,
+            "message": "staging is never rolled back by policy",
+        }
+        return CheckOutput(name=name, alerts=stored, rollback=rollback, report=report)
+    acting, why = acts_for(services, call.actor)
+    if not acting:
+        verdict = policy_verdict(services, name)
+        rollback = {**verdict, "acted": False, "executed": False, "acts_for": why}
+        if verdict["ordered"]:
+            rollback["message"] = f"the policy would roll {name} back: {verdict['message']}"
+        return CheckOutput(name=name, alerts=stored, rollback=rollback, report=report)
+    principal = services.policy.workflow(POLICY_PRINCIPAL, call.actor)
+    result = call.dispatcher.call(principal, "monitoring_rollback", {"name": name}, internal=True)
+    rollback = (
+        {**result.output, "acted": True, "acts_for": why}
+        if result.ok
+        else {"ordered": True, "executed": False, "acted": True, "acts_for": why,
+              "message": result.error.message, "error": result.error.model_dump()}
+    )  # fmt: skip
+    if rollback.get("ordered"):
+        store.add({
+            "model_name": name, "environment": "production",
+            "version": ",".join(rollback.get("from_versions") or []) or None,
+            "kind": "rollback", "severity": "critical",
+            "action": "rollback" if rollback.get("executed") else "rollback_refused",
+            "message": rollback.get("message", ""),
+            "window_seconds": rollback.get("window_seconds", 0.0),
+            "evidence": rollback,
+        })  # fmt: skip
     return CheckOutput(name=name, alerts=stored, rollback=rollback, report=report)
 
 
@@ -244,73 +275,157 @@ class PolicyRollbackOutput(BaseModel):
     ordered: bool
     executed: bool = False
     message: str
-    from_version: str | None = None
+    from_versions: list[str] = []
     to_version: str | None = None
     revision: int | None = None
     window_seconds: float = 0.0
     evidence: list[dict[str, Any]] = []
+    target: dict[str, Any] | None = None
+
+
+def rollback_candidates(services: Services, name: str, rules: dict[str, Any]) -> list[dict]:
+    """Versions a human approved for production whose approved plan ran to completion
+    (a direct deploy, or a rollout that reached 100 %), newest execution first, each with what
+    its own recent server outcomes breached (over the report window)."""
+    from core.monitoring.evaluate import slo_breaches
+    from core.monitoring.slo import version_slo
+    from core.monitoring.window import read_window
+    from policies.approvals import PROMOTE
+
+    rollouts = services.deployments.rollouts
+    seen: set[str] = set()
+    out = []
+    executed = [
+        r
+        for r in services.approvals.list(model_name=name)
+        if r.action == PROMOTE and r.executed_at is not None
+    ]
+    executed.sort(key=lambda r: r.executed_at, reverse=True)
+    window = None
+    for req in executed:
+        if req.version in seen:
+            continue
+        strategy = (req.plan or {}).get("strategy", "direct")
+        if strategy != "direct":
+            rollout = rollouts.for_approval(req.id)
+            if rollout is None or rollout.state != "completed":
+                continue
+        seen.add(req.version)
+        if window is None:
+            window = read_window(
+                services.engine,
+                name,
+                environment="production",
+                seconds=float(rules.get("window_minutes", 60)) * 60,
+            )
+        slo = version_slo(window, req.version)
+        need = int(rules.get("auto_rollback", {}).get("min_requests", 100))
+        breaches = [b["kind"] for b in slo_breaches(slo, rules.get("slo", {}), need)]
+        out.append({"version": req.version, "approval_id": req.id, "recent_breaches": breaches})
+    return out
+
+
+def policy_verdict(services: Services, name: str) -> dict[str, Any]:
+    """What the pinned monitoring policy orders for production right now, from server
+    outcomes only; changes nothing. {ordered, message, from_versions, target, evidence, ...}"""
+    from core.monitoring.evaluate import choose_rollback_target, rollback_order
+    from core.monitoring.slo import version_slo
+    from core.monitoring.window import read_window
+
+    current = services.deployments.current(name, "production")
+    if current is None:
+        raise NotFound(f"{name} has no production deployment")
+    rules = rules_for(services, name)
+    seconds = float(rules.get("auto_rollback", {}).get("window_minutes", 5)) * 60
+    window = read_window(services.engine, name, environment="production", seconds=seconds)
+    orders = []
+    for v in current.live_versions:
+        slo = version_slo(window, v)
+        orders.append({"version": v, "slo": slo, **rollback_order(slo, None, rules)})
+    notes = sorted({n for o in orders for n in o.get("notes", [])})
+    breaching = {o["version"]: [b["kind"] for b in o["breaches"]] for o in orders if o["ordered"]}
+    base = {
+        "name": name, "revision_now": current.revision, "live_versions": current.live_versions,
+        "window_seconds": seconds, "evidence": orders, "notes": notes,
+        "policy_digest": services.policy_digest, "rules": rules.get("auto_rollback"),
+    }  # fmt: skip
+    if not breaching:
+        reasons = "; ".join(f"v{o['version']}: {o['reason']}" for o in orders)
+        return {**base, "ordered": False, "message": reasons, "from_versions": [], "target": None}
+    choice = choose_rollback_target(
+        current.live_versions, breaching, rollback_candidates(services, name, rules)
+    )
+    bad = "; ".join(o["reason"] for o in orders if o["ordered"])
+    return {
+        **base,
+        "ordered": True,
+        "from_versions": sorted(breaching),
+        "breaching": breaching,
+        "target": choice,
+        "to_version": choice["target"],
+        "message": (
+            f"{bad}; rollback target {choice['reason']}"
+            if choice["target"]
+            else f"{bad}; nothing moves: {choice['reason']}"
+        ),
+    }
 
 
 @tool(permission="deploy:rollback", side_effect="write", internal=True)
 def monitoring_rollback(call: CallContext, args: PolicyRollbackInput) -> PolicyRollbackOutput:
-    """Roll production back when the pinned monitoring policy finds the live version breaching an SLO over its rollback window (monitoring-policy principal only)."""
-    from core.monitoring.evaluate import rollback_order
-    from core.monitoring.slo import version_slo
-    from core.monitoring.window import read_window
+    """Roll production back when the pinned monitoring policy finds a live version breaching an SLO on server outcomes, to the newest approved non-breaching version (monitoring-policy principal only)."""
     from tools.executor import rollback_production
 
     services, actor = call.services, call.actor
     if actor.kind != ActorKind.WORKFLOW or actor.name != POLICY_PRINCIPAL:
         raise ApprovalRequired(f"{actor.describe()} is not the monitoring policy")
-    current = services.deployments.current(args.name, "production")
-    if current is None:
-        raise NotFound(f"{args.name} has no production deployment")
-    rules = rules_for(services, args.name)
-    seconds = float(rules.get("auto_rollback", {}).get("window_minutes", 5)) * 60
-    window = read_window(services.engine, args.name, environment="production", seconds=seconds)
-    orders = []
-    for v in current.live_versions:
-        order = rollback_order(version_slo(window, v), None, rules)
-        orders.append({"version": v, **order})
-    breaching = [o for o in orders if o["ordered"]]
-    if not breaching:
-        reasons = "; ".join(f"v{o['version']}: {o['reason']}" for o in orders)
-        return PolicyRollbackOutput(
-            name=args.name, ordered=False, message=reasons, window_seconds=seconds, evidence=orders
-        )
-    bad = breaching[0]
-    evidence = {
-        "model": args.name, "version": bad["version"], "revision": current.revision,
-        "window_seconds": seconds, "breaches": bad["breaches"],
-        "slo": version_slo(window, bad["version"]), "policy_digest": services.policy_digest,
-        "rules": rules.get("auto_rollback"),
+    v = policy_verdict(services, args.name)
+    out = {
+        "name": args.name, "ordered": v["ordered"], "message": v["message"],
+        "from_versions": v["from_versions"], "window_seconds": v["window_seconds"],
+        "evidence": v["evidence"], "target": v["target"],
     }  # fmt: skip
+    if not v["ordered"]:
+        return PolicyRollbackOutput(**out)
     services.audit.append(
         actor,
         "monitoring.rollback_ordered",
-        "deploy:rollback",
+        ROLLBACK_PERMISSION,
         decision="allowed",
-        outcome="ok",
-        detail=evidence,
-        reason=bad["reason"],
+        outcome="ok" if v["to_version"] else "no_target",
+        detail={
+            "model": args.name,
+            "versions": v["from_versions"],
+            "breaching": v["breaching"],
+            "revision": v["revision_now"],
+            "window_seconds": v["window_seconds"],
+            "breaches": [b for o in v["evidence"] for b in o["breaches"]],
+            "slo": {o["version"]: o["slo"] for o in v["evidence"]},
+            "target": v["target"],
+            "evidence_source": "server outcomes of the version that served each request",
+            "policy_digest": v["policy_digest"],
+            "rules": v["rules"],
+        },
+        reason=v["message"][:2000],
     )
-    reason = f"monitoring policy: {bad['reason']}"[:2000]
+    if not v["to_version"]:
+        return PolicyRollbackOutput(**out)
+    reason = f"monitoring policy: {v['message']}"[:2000]
     try:
-        to = services.deployments.rollback_choice(args.name, environment="production")
-        if to in current.live_versions and len(current.live_versions) == 1:
-            raise Conflict(f"the rollback would return to v{to}, which is what serves now")
-        rev = rollback_production(services, actor, args.name, reason=reason)
+        rev = rollback_production(
+            services, actor, args.name, to_version=v["to_version"], reason=reason
+        )
     except ModelOpsError as exc:
         raise type(exc)(
-            f"the monitoring policy ordered a rollback of {args.name} ({bad['reason']}) but it could not run: {exc.message}",
+            f"the monitoring policy ordered a rollback of {args.name} to v{v['to_version']} but "
+            f"it could not run: {exc.message}",
             hint=exc.hint,
         ) from exc
+    froms = ", ".join("v" + x for x in v["from_versions"])
+    out["message"] = f"rolled {args.name} back from {froms} to v{v['to_version']}: {v['message']}"
     return PolicyRollbackOutput(
-        name=args.name, ordered=True, executed=True, from_version=bad["version"],
-        to_version=rev.live_versions[0], revision=rev.revision, window_seconds=seconds,
-        message=f"rolled {args.name} back from v{bad['version']} to v{rev.live_versions[0]}: {bad['reason']}",
-        evidence=[evidence],
-    )  # fmt: skip
+        **out, executed=True, to_version=rev.live_versions[0], revision=rev.revision
+    )
 
 
 class AlertsInput(ToolInput):

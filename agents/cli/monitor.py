@@ -120,13 +120,15 @@ def render_report(data: dict[str, Any]) -> None:
         c.print(escape(f"  [{a['severity']}] {a['kind']}: {a['message']}"))
     if data.get("rollback"):
         rb = data["rollback"]
-        err = rb.get("error") or {}
-        what = (
-            "EXECUTED: " + rb["message"]
-            if rb.get("executed")
-            else rb.get("message") or rb.get("reason") or err.get("message")
-        )
+        if rb.get("executed"):
+            what = "EXECUTED: " + rb["message"]
+        elif rb.get("ordered") and not rb.get("acted"):
+            what = f"{rb.get('message', '')} (not run: {rb.get('acts_for', '')})"
+        else:
+            what = rb.get("message") or (rb.get("error") or {}).get("message", "")
         c.print(escape(f"policy rollback: {what}"))
+        for note in rb.get("notes") or []:
+            c.print(escape(f"  note: {note}"))
     if data.get("html_path"):
         c.print(f"HTML report: {data['html_path']}")
 
@@ -187,7 +189,10 @@ def watch_cmd(
     environment: str,
     as_user: str | None,
 ) -> None:
-    """Check MODEL repeatedly (alerts stored; the pinned policy may roll back), with a live line."""
+    """Check MODEL repeatedly (alerts stored; the pinned policy may roll back), with a live line.
+
+    This is the monitoring policy's acting loop: it rolls production back only when you hold
+    deploy:rollback; for anyone else it reports what the policy would do."""
     actor = human(ctx, as_user)
     seconds = min(parse_window(duration) * 60, MAX_WATCH_SECONDS)
     args: dict[str, Any] = {"model_id": model, "environment": environment}
@@ -203,13 +208,23 @@ def watch_cmd(
             while True:
                 out = call(ctx, actor, "check_monitoring", args)
                 checks += 1
+                if checks == 1 and out["rollback"].get("acts_for"):
+                    acting = out["rollback"].get("acted")
+                    c.print(
+                        ("the policy acts: " if acting else "report only: ")
+                        + escape(out["rollback"]["acts_for"])
+                    )
                 line = _live_line(out, checks, max(0.0, end - time.monotonic()))
                 status.update(line)
                 for a in out["alerts"]:
                     c.print(escape(f"[{a['severity']}] {a['kind']}: {a['message']}"))
                 rb = out["rollback"]
                 if rb.get("executed"):
-                    c.print(f"[bold red]policy rollback[/]: {rb['message']}")
+                    c.print(f"[bold red]policy rollback[/]: {escape(rb['message'])}")
+                elif rb.get("ordered"):
+                    c.print(
+                        f"[bold yellow]policy rollback ordered, not run[/]: {escape(rb['message'])}"
+                    )
                 if time.monotonic() + every > end:
                     break
                 time.sleep(every)

@@ -121,13 +121,26 @@ def rollback_order(
     slo: dict[str, Any], est: dict[str, Any] | None, rules: dict[str, Any]
 ) -> dict[str, Any]:
     """Whether the policy orders a rollback for one live version, from its rollback window
-    only (``auto_rollback.window_minutes``): {ordered, breaches, reason}."""
+    only (``auto_rollback.window_minutes``): {ordered, breaches, reason}.
+
+    Only server outcomes of the version decide (``core.monitoring.slo``). The estimated
+    performance is computed from inputs any client sends, so it alerts and never orders
+    (``est`` is accepted and ignored for that reason; a policy listing it as a trigger is
+    told so in ``notes``).
+    """
     ar = rules.get("auto_rollback", {})
+    notes = []
+    if "estimated_performance" in ar.get("triggers", []):
+        notes.append(
+            "estimated_performance is listed as a trigger but never orders a rollback: it is "
+            "computed from inputs any client can send"
+        )
     if not ar.get("enabled"):
         return {
             "ordered": False,
             "breaches": [],
             "reason": "automatic rollback is off in the pinned policy",
+            "notes": notes,
         }
     need = int(ar.get("min_requests", rules.get("min_requests", 100)))
     n = slo.get("requests") or 0
@@ -135,18 +148,79 @@ def rollback_order(
         return {
             "ordered": False,
             "breaches": [],
-            "reason": f"{n} requests in the rollback window, fewer than {need}: not judged",
+            "reason": f"{n} server outcomes in the rollback window, fewer than {need}: not judged",
+            "notes": notes,
         }
-    triggers = set(ar.get("triggers", []))
+    triggers = set(ar.get("triggers", [])) - {"estimated_performance"}
     breaches = [b for b in slo_breaches(slo, rules.get("slo", {}), need) if b["kind"] in triggers]
-    if est is not None and "estimated_performance" in triggers:
-        perf = performance_breach(est, rules.get("estimated_performance", {}), slo["version"], need)
-        if perf:
-            breaches.append(perf)
     if not breaches:
-        return {"ordered": False, "breaches": [], "reason": "no rollback trigger breached"}
+        return {
+            "ordered": False,
+            "breaches": [],
+            "reason": "no rollback trigger breached",
+            "notes": notes,
+        }
     return {
         "ordered": True,
         "breaches": breaches,
         "reason": "; ".join(b["message"] for b in breaches),
+        "notes": notes,
+    }
+
+
+def choose_rollback_target(
+    live: list[str],
+    breaching: dict[str, list[str]],
+    candidates: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Where the policy's rollback goes, or nowhere: {target, reason, considered}.
+
+    ``breaching``: live version -> the kinds it breached. ``candidates``: versions a human
+    approved for production whose approved plan ran to completion, newest approval first,
+    each ``{version, approval_id, recent_breaches}`` (``recent_breaches``: what its own
+    recent server outcomes breached, [] when it served within its SLO or has no traffic).
+
+    The target is the newest candidate not in the breaching set that served within its SLO.
+    Never a version to itself. When every live version of a split breaches latency only, the
+    cause is load (it hits every version alike), not a version: nothing moves.
+    """
+    considered = []
+    if len(live) > 1 and set(breaching) == set(live):
+        if all(set(kinds) <= {"latency_p99"} for kinds in breaching.values()):
+            return {
+                "target": None,
+                "reason": "every live version breaches latency alone: that is load on the "
+                "gateway, not a version, so no rollback would help",
+                "considered": considered,
+            }
+    for c in candidates:
+        v = c["version"]
+        if v in breaching:
+            considered.append({**c, "refused": "it is breaching now"})
+            continue
+        if c.get("recent_breaches"):
+            considered.append(
+                {**c, "refused": "it breached " + ", ".join(c["recent_breaches"]) + " recently"}
+            )
+            continue
+        if live == [v]:
+            considered.append({**c, "refused": "it is what serves now"})
+            continue
+        considered.append({**c, "refused": None})
+        return {
+            "target": v,
+            "reason": f"v{v}: the newest version a human approved for production "
+            f"({c.get('approval_id')}) that is not breaching",
+            "considered": considered,
+        }
+    return {
+        "target": None,
+        "reason": "no version a human approved for production is outside the breaching set "
+        "and within its SLO"
+        + (
+            f" (considered {', '.join('v' + c['version'] for c in considered)})"
+            if considered
+            else ""
+        ),
+        "considered": considered,
     }

@@ -1,10 +1,14 @@
 """Service-level numbers per version from the prediction log: latency p50/p95/p99, error
 rate and throughput over a window, and the same per time bucket (the latency plot).
 
-A request counts against a version when the log names the version: an answer (200), a
-model failure (500), a timeout (504), or an input the version's own contract refused (a
-4xx after routing). A client's malformed request is refused before any version is picked;
-it is counted at the model level (``unattributed``), never against a version.
+Only outcomes the server caused count against a version: an answer (200), a model failure
+(500) or a timeout (504) of the version that served the request. A request refused at the
+edge (malformed JSON, wrong width or types, a value outside the model's input range, 413,
+429, a missing credential) is the client's: it is reported (``refused_at_edge``) and never
+counts as a request, an error or a latency of any version, so no client can steer a verdict
+(or the monitoring policy's rollback) by sending bad requests. Latency percentiles are over
+single-row answers: a client's large batch is slow by its own choice (batches are counted
+beside them).
 """
 
 from __future__ import annotations
@@ -16,6 +20,14 @@ import numpy as np
 from core.monitoring.window import LogWindow
 
 TIMELINE_BUCKETS = 12
+# Statuses the server is answerable for: an answer, a model failure, a gateway error, a
+# timeout. Everything in 400..499 is a refusal at the edge.
+SERVER_FAILURE_MIN = 500
+
+
+def server_outcomes(status: np.ndarray) -> np.ndarray:
+    """Rows whose outcome the server caused (answered or failed), not edge refusals."""
+    return (status == 200) | (status >= SERVER_FAILURE_MIN)
 
 
 def _latency(lat: np.ndarray) -> dict[str, float | None]:
@@ -30,21 +42,38 @@ def _latency(lat: np.ndarray) -> dict[str, float | None]:
     }
 
 
+def _single_rows(window: LogWindow, m: np.ndarray) -> np.ndarray:
+    """Of the rows in ``m``, those that carried one row of features (or failed before
+    their features were logged): a batch's latency is the client's choice of size."""
+    out = m.copy()
+    for i in np.flatnonzero(m):
+        f = window.features[i]
+        if isinstance(f, list) and f and isinstance(f[0], list | dict) and len(f) > 1:
+            out[i] = False
+        elif isinstance(f, dict) and f and all(isinstance(v, list) for v in f.values()):
+            out[i] = len(next(iter(f.values()))) <= 1
+    return out
+
+
 def version_slo(window: LogWindow, version: str) -> dict[str, Any]:
-    """SLO numbers of one version over the whole window."""
+    """SLO numbers of one version over the whole window (server outcomes only)."""
     m = window.mask(version)
-    status = window.status[m]
-    total = int(m.sum())
-    errors = int(np.count_nonzero(status != 200))
+    status = window.status
+    counted = m & server_outcomes(status)
+    total = int(counted.sum())
+    server_errors = int(np.count_nonzero(counted & (status >= SERVER_FAILURE_MIN)))
+    single = _single_rows(window, counted)
     return {
         "version": version,
         "requests": total,
-        "errors": errors,
-        "server_errors": int(np.count_nonzero(status >= 500)),
-        "rejected": int(np.count_nonzero((status >= 400) & (status < 500))),
-        "error_rate": errors / total if total else None,
+        "errors": server_errors,
+        "server_errors": server_errors,
+        "timeouts": int(np.count_nonzero(counted & (status == 504))),
+        "refused_at_edge": int(np.count_nonzero(m & (status >= 400) & (status < 500))),
+        "batch_requests": int(np.count_nonzero(counted & ~single)),
+        "error_rate": server_errors / total if total else None,
         "throughput_rps": total / window.seconds,
-        **_latency(window.latency_ms[m]),
+        **_latency(window.latency_ms[single]),
         "window_seconds": window.seconds,
     }
 
@@ -52,16 +81,19 @@ def version_slo(window: LogWindow, version: str) -> dict[str, Any]:
 def timeline(
     window: LogWindow, version: str | None = None, buckets: int = TIMELINE_BUCKETS
 ) -> list[dict[str, Any]]:
-    """Per-bucket requests, error rate and latency percentiles (for plots and breach windows)."""
+    """Per-bucket requests, error rate and latency percentiles (for plots and breach windows),
+    counted as ``version_slo`` counts them."""
     m = window.mask(version) if version is not None else np.ones(len(window), dtype=bool)
-    ts, lat, status = window.ts[m], window.latency_ms[m], window.status[m]
+    m &= server_outcomes(window.status)
+    single = _single_rows(window, m)
+    ts, lat, status = window.ts, window.latency_ms, window.status
     edges = np.linspace(window.since, window.until, buckets + 1)
     idx = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, buckets - 1)
     out = []
     for b in range(buckets):
-        sel = idx == b
+        sel = m & (idx == b)
         n = int(sel.sum())
-        errs = int(np.count_nonzero(status[sel] != 200))
+        errs = int(np.count_nonzero(sel & (status >= SERVER_FAILURE_MIN)))
         out.append(
             {
                 "start": float(edges[b]),
@@ -69,7 +101,7 @@ def timeline(
                 "requests": n,
                 "errors": errs,
                 "error_rate": errs / n if n else None,
-                **_latency(lat[sel]),
+                **_latency(lat[sel & single]),
             }
         )
     return out

@@ -9,6 +9,8 @@ deque append and a few integer increments; the database is written by a backgrou
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import time
 from hashlib import blake2b
@@ -38,9 +40,11 @@ wall_time = time.time
 
 
 class BadRequest(Exception):
-    """A 4xx. ``by_model``: refused by the picked version's own input contract (its feature
-    count or input dtype), which another version might accept, so it counts against that
-    version's health; anything else (malformed JSON, wrong types) is the client's."""
+    """A 4xx: a refusal at the edge, the client's, never counted against any version's health
+    (``core.monitoring.slo``). ``by_model``: refused by the picked version's own input
+    contract (its feature count or input dtype); the log row names that version so a person
+    can see which contract refused it, and the version's ``rejected`` counter shows it, but
+    it is not a failure of the version: any client can send such requests."""
 
     def __init__(
         self, message: str, status: int = 422, reason: str = "bad_input", *, by_model: bool = False
@@ -49,6 +53,18 @@ class BadRequest(Exception):
         self.status = status
         self.reason = reason
         self.by_model = by_model
+
+
+def token_digest(token: str | None) -> bytes | None:
+    """SHA-256 of the gateway token (None: the gateway takes anonymous requests)."""
+    return hashlib.sha256(token.encode()).digest() if token else None
+
+
+def token_matches(header: bytes | None, digest: bytes) -> bool:
+    """Whether an ``Authorization: Bearer TOKEN`` header carries the token (constant time)."""
+    if not header or not header[:7].lower() == b"bearer ":
+        return False
+    return hmac.compare_digest(hashlib.sha256(header[7:].strip()).digest(), digest)
 
 
 def _type_name(v: Any) -> str:
@@ -237,14 +253,24 @@ class GatewayApp:
             )
 
     async def _read_body(self, scope: dict, receive: Any) -> tuple[bytes, bytes | None]:
-        """The request body (bounded) and the sticky-routing key, if the client sent one."""
+        """The request body (bounded) and the sticky-routing key, if the client sent one.
+        With a gateway token configured, a request without it is refused (401) first."""
         declared = 0
         key = None
+        auth = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else 0
             elif name == b"x-routing-key":
                 key = value
+            elif name == b"authorization":
+                auth = value
+        if self.gw.token_digest is not None and not token_matches(auth, self.gw.token_digest):
+            raise BadRequest(
+                "a gateway token is required: send `Authorization: Bearer TOKEN`",
+                401,
+                "unauthorized",
+            )
         if declared > MAX_DRAIN_BYTES:
             raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes", 413, "too_large")
         message = await receive()

@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from core.deployment import DeploymentRow, RevisionRow, ServedVersion
 from core.monitoring.feedback import FeedbackLog
+from core.serving import GATEWAY_TOKEN_ENV
 from core.serving.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Batcher, check_config
 from core.serving.loader import LoadedVersion, load_version
 from core.serving.metrics import GatewayCollector, new_stats
@@ -185,6 +186,11 @@ class Gateway:
             self.engine, model_name, environment, flush_seconds=log_flush_seconds
         )
         self.id_prefix = self.gateway_id.encode()
+        # MODELOPS_GATEWAY_TOKEN: /predict and /feedback then need `Authorization: Bearer`
+        # (read from the environment, never from a command line that `ps` shows).
+        from core.serving.app import token_digest
+
+        self.token_digest = token_digest(os.environ.get(GATEWAY_TOKEN_ENV))
         self.server_info: dict[str, str] = {}
         self.metrics_registry = CollectorRegistry(auto_describe=False)
         # With several worker processes: where each writes its counters for the others
@@ -468,6 +474,7 @@ class Gateway:
             "versions": versions,
             "honesty_compliant": bool(served) and all(v["honesty_compliant"] for v in served),
             "last_reload_error": self.last_reload_error,
+            "requires_token": self.token_digest is not None,
             "rejected": dict(self.errors),
             "prediction_log": {
                 "written": self.log.written,

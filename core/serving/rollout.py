@@ -473,12 +473,9 @@ def _candidate_problems(
         served = (counts.get("shadow_requests") or 0) + failures
         kinds = f"{failures} mirrored calls failed"
     else:
-        failures = counts["server_errors"] + counts["rejected"] + counts["timeouts"]
+        failures = counts["server_errors"] + counts["timeouts"]
         served = counts["requests"] + failures
-        kinds = (
-            f"{counts['server_errors']} server errors, {counts['rejected']} inputs it "
-            f"rejected, {counts['timeouts']} timeouts"
-        )
+        kinds = f"{counts['server_errors']} server errors, {counts['timeouts']} timeouts"
     if served < min_requests:
         return [
             f"v{version} answered {served} requests on revision {rev}, fewer than {min_requests}"
