@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from core.monitoring.feedback import FeedbackError, parse_feedback
 from core.serving.prediction_log import PredictionLog
+from tests.helpers.policy import enable_auto_rollback
 
 pytestmark = pytest.mark.slow  # trains and registers two models (about 10 s)
 
@@ -87,6 +88,7 @@ def test_bad_input_reported_and_breach_rolls_back_with_audit(registered) -> None
 
     _deploy_approved(rt, name, v1)
     _deploy_approved(rt, name, v2)
+    enable_auto_rollback(rt)  # off in the bundled policy: an admin turns it on
     # Empty window: reported, nothing judged, nothing rolled back.
     out = call(dana, "check_monitoring", {"model_id": name})
     vr = out["report"]["versions"][0]
@@ -126,7 +128,7 @@ def test_bad_input_reported_and_breach_rolls_back_with_audit(registered) -> None
     _log(rt, name, v2, [row] * 60)
     out = call(dana, "check_monitoring", {"model_id": name})
     rb = out["rollback"]
-    assert rb["executed"] is True and (rb["from_version"], rb["to_version"]) == (v2, v1), rb
+    assert rb["executed"] is True and (rb["from_versions"], rb["to_version"]) == ([v2], v1), rb
     assert rt.services.deployments.current(name, "production").live_versions == [v1]
     kinds = [a["kind"] for a in call(dana, "list_monitoring_alerts", {"name": name})["alerts"]]
     assert "rollback" in kinds and "error_rate" in kinds

@@ -351,6 +351,19 @@ class GatewayApp:
                 served,
             )
             return
+        except ValueError as exc:
+            # The model's own input validation refused these values (e.g. a tree ensemble's
+            # float32 range, an unknown category): the client chose them, so it is a refusal
+            # at the edge, not a failure of the version (any client could send it at will).
+            await self._error(
+                send,
+                422,
+                "refused_by_model",
+                f"model v{served.version} refused the input: {exc}",
+                t0,
+                served,
+            )
+            return
         except Exception as exc:  # the model failed: answer 500, count and log it with the trace
             log.exception("v%s failed on a request", served.version)
             route.stats.server_errors += 1
