@@ -292,23 +292,40 @@ def skops_bytes(files: Mapping[str, bytes], *, ref: str) -> bytes:
 
 
 def onnx_bytes(files: Mapping[str, bytes], *, ref: str) -> bytes:
+    """The artifact's ONNX graph, refused (InvalidInput) when any tensor is external data:
+    registration and every load come through here, before ONNX Runtime sees the bytes."""
+    from core.onnx_checks import check_self_contained
+
     name = (artifact_flavors(files).get("onnx") or {}).get("data") or next(
         (n for n in sorted(files) if n.endswith(".onnx")), None
     )
     if name is None or name not in files:
         raise Conflict(f"{ref}: the ONNX graph is not in the artifact")
+    check_self_contained(files[name], ref=ref)
     return files[name]
 
 
-def sklearn_from_bytes(files: Mapping[str, bytes], *, ref: str) -> Any:
-    """The estimator, built by skops from the verified bytes with the minimal trusted list."""
+def skops_estimator(data: bytes, *, ref: str) -> Any:
+    """The one skops loader: the object in a skops file, built with ``SKOPS_TRUSTED_TYPES``
+    only, then every decision tree inside it checked (``core.tree_checks``): skops rebuilds
+    trees from the file's arrays unchecked, and a bad index reads out of bounds at predict."""
     import skops.io
 
-    data = skops_bytes(files, ref=ref)
+    from core.tree_checks import check_trees
+
     try:
-        return skops.io.loads(data, trusted=list(SKOPS_TRUSTED_TYPES))
+        model = skops.io.loads(data, trusted=list(SKOPS_TRUSTED_TYPES))
     except skops.io.exceptions.UntrustedTypesFoundException as exc:
         raise InvalidInput(
             f"{ref}: the skops file needs types outside the trusted list ({exc})",
             hint="Only scikit-learn's own types and core.artifacts.SKOPS_TRUSTED_TYPES are loaded.",
         ) from exc
+    except Exception as exc:  # skops raises assorted errors for a damaged file
+        raise InvalidInput(f"{ref}: skops could not read the model ({exc})") from exc
+    check_trees(model, ref=ref)
+    return model
+
+
+def sklearn_from_bytes(files: Mapping[str, bytes], *, ref: str) -> Any:
+    """The estimator, built by skops from the verified bytes (``skops_estimator``)."""
+    return skops_estimator(skops_bytes(files, ref=ref), ref=ref)

@@ -24,8 +24,10 @@ from core.artifacts import (
     manifest_of,
     onnx_bytes,
     read_model_files,
+    skops_estimator,
 )
 from core.errors import InvalidInput
+from core.onnx_checks import check_self_contained
 
 FRAMEWORKS = ("sklearn", "xgboost", "lightgbm", "onnx")
 Framework = Literal["sklearn", "xgboost", "lightgbm", "onnx"]
@@ -199,16 +201,10 @@ def _file(files: dict[str, bytes], name: str, ref: str) -> bytes:
 
 
 def estimator_from_skops(data: bytes, *, ref: str) -> Any:
-    """The estimator in a skops file, built with the trusted list only; must predict."""
-    import skops.io
-
-    from core.artifacts import SKOPS_TRUSTED_TYPES
-
+    """The estimator in a skops file (``skops_estimator``: trusted list, tree checks); must
+    predict."""
     check_skops_types(data, ref=ref)  # names the types outside the list, if any
-    try:
-        est = skops.io.loads(data, trusted=list(SKOPS_TRUSTED_TYPES))
-    except Exception as exc:  # skops raises assorted errors for a damaged file
-        raise InvalidInput(f"{ref}: skops could not read the model ({exc})") from exc
+    est = skops_estimator(data, ref=ref)
     if not hasattr(est, "predict"):
         raise InvalidInput(
             f"{ref} holds a {type(est).__name__}, which has no predict method",
@@ -250,6 +246,7 @@ def check_onnx(data: bytes, *, ref: str) -> None:
     """Refuse an ONNX graph the gateway cannot serve (see ``ONNX_HINT``)."""
     from core.optimizer.predictor import OnnxPredictor
 
+    check_self_contained(data, ref=ref)  # its own hint (how to save the weights inside)
     try:
         predictor = OnnxPredictor(data)
     except InvalidInput as exc:

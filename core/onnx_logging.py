@@ -17,6 +17,8 @@ from typing import Any
 
 WRAPPER_MODULE = "modelops_onnx_pyfunc"
 WRAPPER_FILE = Path(__file__).resolve().parent / "optimizer" / f"{WRAPPER_MODULE}.py"
+# Standalone too: the wrapper refuses a graph with external data through it.
+CHECKS_FILE = Path(__file__).resolve().parent / "onnx_checks.py"
 ONNX_PIP_REQUIREMENTS = ["onnxruntime", "onnx", "numpy", "pandas"]
 
 
@@ -26,7 +28,11 @@ def _save_model(path: str, mlflow_model: Any, onnx_model: Any, **kwargs: Any) ->
     from mlflow.models.model import MLMODEL_FILE_NAME
 
     mlflow.onnx.save_model(
-        onnx_model, path, mlflow_model=mlflow_model, code_paths=[str(WRAPPER_FILE)], **kwargs
+        onnx_model,
+        path,
+        mlflow_model=mlflow_model,
+        code_paths=[str(WRAPPER_FILE), str(CHECKS_FILE)],
+        **kwargs,
     )
     conf = mlflow_model.flavors["python_function"]
     conf["loader_module"] = WRAPPER_MODULE

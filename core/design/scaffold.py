@@ -12,6 +12,7 @@ digests; the app reads it, so no registry value is ever pasted into code), ``req
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import re
 from collections.abc import Mapping
@@ -32,6 +33,14 @@ from core.artifacts import (
 )
 from core.errors import InvalidInput
 from core.honesty import HONESTY_FIELDS
+from core.onnx_checks import FIX_HINT, external_tensors
+from core.tree_checks import (
+    MAX_TREE_WALK_DEPTH,
+    TREE_FIX_HINT,
+    _hgb_predictor_problem,
+    _sklearn_tree_problem,
+    tree_problem,
+)
 
 # MLflow column types -> the JSON types the generated request model accepts.
 COLUMN_TYPES = {
@@ -43,7 +52,28 @@ COLUMN_TYPES = {
 }
 # (string columns need a DataFrame-shaped input the generated app does not build: refused)
 SERVING_PACKAGES = ("fastapi", "uvicorn", "pydantic", "prometheus-client", "numpy")
-RUNTIME_PACKAGES = {"sklearn": ("scikit-learn", "skops", "scipy"), "onnxruntime": ("onnxruntime",)}
+RUNTIME_PACKAGES = {
+    "sklearn": ("scikit-learn", "skops", "scipy"),
+    "onnxruntime": ("onnxruntime", "onnx"),  # onnx parses the graph for the external-data check
+}
+# The generated app refuses external-data graphs and unsound trees with the project's own
+# checks (core.onnx_checks, core.tree_checks), pasted in verbatim: app.py stays one file.
+_CHECK_MARK = "# <model checks>\n"
+_CHECK_SOURCE = "\n\n".join(
+    [
+        f"FIX_HINT = {FIX_HINT!r}\nTREE_FIX_HINT = {TREE_FIX_HINT!r}\n"
+        f"MAX_TREE_WALK_DEPTH = {MAX_TREE_WALK_DEPTH!r}\n",
+        *(
+            inspect.getsource(fn)
+            for fn in (
+                external_tensors,
+                _sklearn_tree_problem,
+                _hgb_predictor_problem,
+                tree_problem,
+            )
+        ),
+    ]
+)
 _REQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9.+!_-]+)\s*$")
 
 
@@ -199,7 +229,7 @@ def build_scaffold(
     }
     requirements = "".join(f"{pkg}=={v}\n" for pkg, v in pins.items())
     out = {
-        "app.py": APP_TEMPLATE.encode(),
+        "app.py": APP_TEMPLATE.replace(_CHECK_MARK, _CHECK_SOURCE).encode(),
         "serving.json": (json.dumps(config, indent=2) + "\n").encode(),
         "requirements.txt": (
             f"# Pinned for {name} v{version}; see serving.json for the model's digests.\n"
@@ -296,15 +326,28 @@ def _verified_files() -> dict[str, bytes]:
     return out
 
 
+# <model checks>
+
+
 def _load(files: dict[str, bytes]) -> Any:
     data = files[CONFIG["model_file"]]
     if CONFIG["runtime"] == "sklearn":
         import skops.io
 
-        return skops.io.loads(data, trusted=CONFIG["skops_trusted_types"])
+        model = skops.io.loads(data, trusted=CONFIG["skops_trusted_types"])
+        problem = tree_problem(model)  # skops rebuilds trees from the file's arrays unchecked
+        if problem:
+            raise RuntimeError(f"the model's {problem}: {TREE_FIX_HINT}")
+        return model
     if CONFIG["runtime"] == "onnxruntime":
+        import onnx
         import onnxruntime
 
+        # ONNX Runtime would read an external-data tensor from a file in the working
+        # directory: not the bytes checked above. Refused before it sees the graph.
+        found = external_tensors(onnx.load_model_from_string(data))
+        if found:
+            raise RuntimeError(f"external-data tensors {'; '.join(found[:3])}: {FIX_HINT}")
         return onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     raise RuntimeError(f"unsupported runtime {CONFIG['runtime']!r} (skops or ONNX only)")
 

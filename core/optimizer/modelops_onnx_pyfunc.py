@@ -9,6 +9,8 @@ loader returns the predicted labels (or values, for a regressor) as one array, w
 ``mlflow.onnx``'s own loader returns every graph output and fails on a 2-D probability output.
 
 It must stay standalone: a consumer of the registry loads it without ModelOps installed.
+Its one companion is ``onnx_checks.py`` (``core/onnx_checks.py``, logged beside it): a graph
+whose tensors live in external files is refused before ONNX Runtime opens it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,25 @@ class OnnxLabelModel:
     """An ONNX Runtime session over the graph; ``predict`` returns its first output."""
 
     def __init__(self, path: str) -> None:
+        import onnx
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        try:  # logged next to this file in the model's code/ folder
+            from onnx_checks import FIX_HINT, external_tensors
+        except ImportError:  # imported from the ModelOps checkout itself
+            from core.onnx_checks import FIX_HINT, external_tensors
+
+        # Parsed without its external data, and ONNX Runtime gets these checked bytes, not
+        # the path (next to which it would resolve external files).
+        with open(path, "rb") as f:
+            data = f.read()
+        found = external_tensors(onnx.load_model_from_string(data))
+        if found:
+            raise ValueError(
+                f"{path}: the ONNX graph keeps tensors in external files ({'; '.join(found[:3])});"
+                f" refusing it. {FIX_HINT}"
+            )
+        self.session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ValueError(f"expected an ONNX graph with one input, got {len(inputs)}")

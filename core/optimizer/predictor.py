@@ -14,6 +14,7 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import InvalidInput
+from core.onnx_checks import check_self_contained
 
 GraphOptimizationLevel = Literal["disable", "basic", "extended", "all"]
 ExecutionMode = Literal["sequential", "parallel"]
@@ -80,7 +81,10 @@ class OnnxPredictor:
             inter_op_threads=inter_op_threads,
             execution_mode=execution_mode,
         )
-        model = str(source) if isinstance(source, Path) else source
+        # The bytes, never a path: ONNX Runtime resolves external data next to a path (or
+        # in the cwd for bytes); refused here too, before the session, whoever called us.
+        model = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+        check_self_contained(model, ref="the ONNX graph")
         self.session = ort.InferenceSession(
             model, session_options(self.config), providers=["CPUExecutionProvider"]
         )

@@ -21,10 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.errors import ExternalServiceError
+from core.errors import Conflict, ExternalServiceError
 from core.names import validate_name
 
 GATEWAY_FILE = "gateway.json"
+# The gateway's working directory, empty and its own: ONNX Runtime and other libraries resolve
+# relative paths there (an external-data tensor, a relative file name), so no file of the
+# checkout or of the caller's folder is ever within reach of a relative path.
+GATEWAY_CWD = "cwd"
 GATEWAY_MODULE = "core.serving.gateway"
 _ROOT = Path(__file__).resolve().parents[2]
 # psutil's create_time is derived from boot time + start ticks: equal for one process, but
@@ -46,6 +50,41 @@ def gateway_dir(home: Path, model_name: str, environment: str, *, create: bool =
     if create:
         d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def gateway_cwd(gdir: Path) -> Path:
+    """``gdir/cwd``, created empty if missing; Conflict if anything is in it (we never put
+    anything there, so whatever is there was written by someone else)."""
+    cwd = gdir / GATEWAY_CWD
+    if cwd.is_symlink() or (cwd.exists() and not cwd.is_dir()):
+        raise Conflict(f"the gateway's working directory {cwd} is not a plain folder")
+    cwd.mkdir(mode=0o700, exist_ok=True)
+    if any(cwd.iterdir()):
+        raise Conflict(
+            f"the gateway's working directory {cwd} is not empty; a gateway starts only in "
+            "an empty folder of its own",
+            hint=f"Look at what is in it, remove it (rm -r {cwd}), then start the gateway again.",
+        )
+    return cwd
+
+
+def _child_state_db_url(url: str) -> str:
+    """``url`` with a relative SQLite path made absolute against our own working directory
+    (the gateway runs in another one)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    db = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not db
+        or db == ":memory:"
+        or db.startswith("file:")
+    ):
+        return url
+    if Path(db).is_absolute():
+        return url
+    return parsed.set(database=str(Path(db).resolve())).render_as_string(hide_password=False)
 
 
 def gateway_environments(home: Path, model_name: str) -> list[str]:
@@ -103,9 +142,17 @@ def start_gateway(
     if port == 0:
         port = free_port(host)
     gdir = gateway_dir(home, model_name, environment, create=True)
+    cwd = gateway_cwd(gdir)
     log_path = gdir / "gateway.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
-    env = {**os.environ, "MODELOPS_STATE_DB_URL": state_db_url, "MODELOPS_HOME": str(home)}
+    # The child imports this same checkout (its cwd no longer is it), ahead of anything else.
+    pythonpath = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {
+        **os.environ,
+        "MODELOPS_STATE_DB_URL": _child_state_db_url(state_db_url),
+        "MODELOPS_HOME": str(Path(home).resolve()),
+        "PYTHONPATH": pythonpath,
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -130,7 +177,7 @@ def start_gateway(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         env=env,
-        cwd=str(_ROOT),
+        cwd=str(cwd),
     )
     log.close()
     url = f"http://{host}:{port}"
