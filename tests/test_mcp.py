@@ -68,7 +68,9 @@ def session(server: Any, work: Any, **kw: Any) -> Any:
 
 
 def mcp_rows(rt: Any, after: int) -> list[dict[str, Any]]:
-    return [e for e in rt.services.audit.entries(after_seq=after) if e["action"] != "agent_run"]
+    """Audit rows after seq ``after``, oldest first, launches left out."""
+    rows = rt.services.audit.entries(after_seq=after)
+    return [e for e in reversed(rows) if e["action"] != "agent_run"]
 
 
 def head_seq(rt: Any) -> int:
