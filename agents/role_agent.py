@@ -265,7 +265,7 @@ class RoleAgentGraph:
                 hops.append(hop)
                 if hop.get("status") == "pending_approval":
                     pending = hop.get("pending_approval")
-            if _is_pending_promotion(result):
+            if is_pending_promotion(result):
                 pending = result.output
             calls.append(_call_record(tc["id"], name, raw, result, ctx.actor.name, depth))
             ctx.emit({"type": "tool_result", **calls[-1]})
@@ -275,7 +275,7 @@ class RoleAgentGraph:
             update.update(
                 status="pending_approval",
                 pending_approval=pending,
-                answer=_pending_answer(pending),
+                answer=pending_answer(pending),
             )
         return update
 
@@ -397,7 +397,7 @@ def _close_dangling_calls(history: list[dict[str, Any]]) -> list[dict[str, Any]]
     ]
 
 
-def _is_pending_promotion(result: ToolResult) -> bool:
+def is_pending_promotion(result: ToolResult) -> bool:
     return (
         result.ok
         and result.tool == "request_promotion"
@@ -405,7 +405,7 @@ def _is_pending_promotion(result: ToolResult) -> bool:
     )
 
 
-def _pending_answer(pending: dict[str, Any]) -> str:
+def pending_answer(pending: dict[str, Any]) -> str:
     return (
         f"Stopped at the human approval node: approval {pending.get('approval_id')} is pending "
         f"({pending.get('message', '')}). An agent cannot approve; an approver runs: "

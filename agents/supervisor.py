@@ -73,6 +73,16 @@ class RouteDecision:
     by: str  # llm | keywords | tool
 
 
+def launchable_profiles(policy: Policy, person: Actor) -> list[str]:
+    """Profiles this person may launch: none more trusted than their own role."""
+    mine = policy.trust(person)
+    return [
+        name
+        for name, prof in sorted(policy.profiles.items())
+        if may_delegate(mine, policy.roles[prof.role].trust)
+    ]
+
+
 class AgentSystem:
     """Runs role agents for people: the entry point of ``agent run`` and ``agent chat``."""
 
@@ -131,12 +141,7 @@ class AgentSystem:
 
     def launchable(self, person: Actor) -> list[str]:
         """Profiles this person may launch: none more trusted than their own role."""
-        mine = self.policy.trust(person)
-        return [
-            name
-            for name, prof in sorted(self.policy.profiles.items())
-            if may_delegate(mine, self.policy.roles[prof.role].trust)
-        ]
+        return launchable_profiles(self.policy, person)
 
     def _person(self, user: str | Actor | None) -> Actor:
         """The person an agent acts for; an Actor keeps how its identity was established."""
@@ -144,8 +149,16 @@ class AgentSystem:
             return self.policy.human(user.responsible_human, authenticated=user.authenticated)
         return self.policy.human(user)
 
-    def launch(self, profile: str, user: str | Actor | None, detail: dict[str, Any]) -> Actor:
-        """The agent actor for ``profile`` on behalf of ``user``; audited either way."""
+    def launch(
+        self,
+        profile: str,
+        user: str | Actor | None,
+        detail: dict[str, Any],
+        *,
+        channel: str | None = None,
+    ) -> Actor:
+        """The agent actor for ``profile`` on behalf of ``user``; audited either way.
+        ``channel`` names how an outside client reached it (``mcp``), for the audit."""
         person = self._person(user)
         audit = self.services.audit
         if profile not in self.launchable(person):
@@ -167,7 +180,7 @@ class AgentSystem:
             raise PermissionDenied(
                 reason, hint=f"Profiles you may run: {', '.join(self.launchable(person))}."
             )
-        actor = self.policy.agent(profile, person)
+        actor = self.policy.agent(profile, person, channel=channel)
         audit.append(
             person,
             "agent_run",

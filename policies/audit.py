@@ -96,6 +96,14 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+def _with_channel(actor: Actor, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """An actor reached through a channel (an MCP client) is recorded as such on every row it
+    causes: ``detail.via`` is hashed with the row, so the chain proves it too."""
+    if not actor.channel:
+        return detail or {}
+    return {**(detail or {}), "via": actor.channel}
+
+
 class AuditLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -214,7 +222,7 @@ class AuditLog:
             "permission": permission,
             "decision": decision,
             "outcome": outcome,
-            "detail": json.loads(json.dumps(detail or {}, default=str)),
+            "detail": json.loads(json.dumps(_with_channel(actor, detail), default=str)),
             "reason": reason,
             "prev_hash": head.last_hash,
         }

@@ -73,6 +73,10 @@ class Actor(BaseModel, frozen=True):
     # True only when the person's identity came from a credential (a personal token), not
     # from a claim such as --as.
     authenticated: bool = False
+    # How an agent was reached from outside (``mcp``: an MCP client). It grants nothing and
+    # takes nothing away: rights still come from the profile and the person. The audit log
+    # records it (``detail.via``) and ``describe()`` names it, so a row says who asked how.
+    channel: str | None = Field(default=None, max_length=32)
 
     @property
     def responsible_human(self) -> str:
@@ -80,6 +84,10 @@ class Actor(BaseModel, frozen=True):
 
     def describe(self) -> str:
         if self.kind == ActorKind.AGENT:
+            if self.channel:
+                return (
+                    f"{self.channel} client via {self.name} ({self.role}) for {self.on_behalf_of}"
+                )
             return f"agent {self.name} ({self.role}) for {self.on_behalf_of}"
         if self.kind == ActorKind.WORKFLOW:
             return f"workflow {self.name} for {self.on_behalf_of}"
@@ -219,7 +227,9 @@ class Policy(_Strict):
             )
         return Actor(name=name, kind=ActorKind.HUMAN, role=person.role, authenticated=authenticated)
 
-    def agent(self, profile: str, on_behalf_of: str | Actor) -> Actor:
+    def agent(
+        self, profile: str, on_behalf_of: str | Actor, *, channel: str | None = None
+    ) -> Actor:
         prof = self.profiles.get(profile)
         if prof is None:
             raise PermissionDenied(
@@ -233,6 +243,7 @@ class Policy(_Strict):
             role=prof.role,
             on_behalf_of=person.responsible_human,
             authenticated=person.authenticated,
+            channel=channel,
         )
 
     def workflow(self, principal: str, on_behalf_of: str | Actor) -> Actor:

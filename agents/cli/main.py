@@ -73,6 +73,11 @@ COMMANDS = {
         "Who you are: person, role, token or claim, permissions, policy digest.",
     ),
     "serve": ("agents.cli.serve", "serve", "Serve the team control plane: API, chat, console."),
+    "mcp": (
+        "agents.cli.mcp_cmd",
+        "mcp",
+        "Serve an agent profile's tools to MCP clients (stdio or streamable HTTP).",
+    ),
 }
 
 

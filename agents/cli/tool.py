@@ -29,14 +29,27 @@ def tool() -> None:
 @tool.command("list")
 @as_option
 @click.option("--all", "show_all", is_flag=True, help="Every tool, not only those you may call.")
+@click.option(
+    "--profile",
+    metavar="NAME",
+    help="The tools agent profile NAME may call for you (its rights intersected with yours): "
+    "what `agent run NAME` and `agent mcp --profile NAME` offer.",
+)
 @json_option
 @click.pass_context
-def list_cmd(ctx: click.Context, as_user: str | None, show_all: bool, as_json: bool) -> None:
+def list_cmd(
+    ctx: click.Context, as_user: str | None, show_all: bool, profile: str | None, as_json: bool
+) -> None:
     """Tools with permission and side-effect class."""
     rt = runtime(ctx)
-    tools = (
-        rt.dispatcher.catalog.values() if show_all else rt.dispatcher.tools_for(human(ctx, as_user))
-    )
+    if show_all and profile:
+        raise click.UsageError("give --all or --profile, not both")
+    if show_all:
+        tools = rt.dispatcher.catalog.values()
+    elif profile:
+        tools = rt.dispatcher.tools_for(profile_actor(rt, profile, human(ctx, as_user)))
+    else:
+        tools = rt.dispatcher.tools_for(human(ctx, as_user))
     out = {
         "tools": [
             {
@@ -56,6 +69,22 @@ def list_cmd(ctx: click.Context, as_user: str | None, show_all: bool, as_json: b
         console().print(t if data["tools"] else "No tools you may call.")
 
     emit(out, as_json, render)
+
+
+def profile_actor(rt, profile: str, person):  # noqa: ANN001, ANN201
+    """The agent actor ``agent run`` would launch for this person (not audited: a listing);
+    refused for a profile more trusted than the person, as the launch is."""
+    from agents.supervisor import launchable_profiles
+    from core.errors import PermissionDenied
+
+    policy = rt.services.policy
+    allowed = launchable_profiles(policy, person)
+    if profile not in allowed:
+        raise PermissionDenied(
+            f"{person.name} may not launch profile {profile!r}",
+            hint=f"Profiles you may run: {', '.join(allowed)}.",
+        )
+    return policy.agent(profile, person)
 
 
 @tool.command("call")

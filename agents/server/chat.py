@@ -24,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.approval_view import pending_view
 from agents.server.auth import Principal
 from agents.server.deps import control_plane, principal
 from agents.server.plane import ControlPlane
@@ -236,26 +237,7 @@ class _Turn:
         found = result.get("pending_approval") or _pending_in_transcript(result)
         if not found or not found.get("approval_id"):
             return None
-        services = self.cp.services
-        req = services.approvals.get(found["approval_id"])
-        policy = services.policy
-        approvers = [a for a in policy.approvers() if a != req.requested_by]
-        human = req.evidence.get("human_validation") or {}
-        needs_qa = policy.validation.require_human and human.get("verdict") != "PASSED"
-        return {
-            "approval_id": req.id,
-            "status": req.status.value,
-            "action": req.action,
-            "model": req.model_name,
-            "version": req.version,
-            "requested_by": req.requested_by,
-            "evidence_hash": req.evidence_hash,
-            "expires_at": req.expires_at.isoformat(),
-            "waits_for": approvers,
-            "needs_human_validation": needs_qa,
-            "console_url": f"{self.base_url}/console/approvals/{req.id}",
-            "api_url": f"{self.base_url}/approvals/{req.id}",
-        }
+        return pending_view(self.cp.services, found["approval_id"], self.base_url)
 
     def notes(self, mo: dict[str, Any]) -> str:
         lines = []
