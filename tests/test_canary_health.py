@@ -129,12 +129,13 @@ def test_a_step_advances_only_after_min_requests_on_its_own_revision(env) -> Non
     )
 
 
-def test_inputs_the_candidate_rejects_count_as_its_failures_client_errors_do_not(env) -> None:
+def test_inputs_refused_at_the_edge_never_count_for_or_against_the_candidate(env) -> None:
+    """Any 4xx is the client's, even one the candidate's own input contract refused: it
+    counts neither as served nor as failed, so no client can stall or hurry a step."""
     base, cand = env.versions["lr"], env.versions["lr_onnx"]
     rt, dana, url, rev = _staging_canary(env, "canary-rejects", base, cand, [10, 100])
     row = env.row
     with httpx.Client(timeout=30) as client:
-        # The client's mistakes: refused before (or regardless of) the version picked.
         bad_json = _post(client, url, 30, "not json")
         strings = _post(client, url, 30, json.dumps({"features": ["1.5"] + row[1:]}))
         assert {s for s, _ in bad_json} == {400} and {s for s, _ in strings} == {422}
@@ -148,23 +149,21 @@ def test_inputs_the_candidate_rejects_count_as_its_failures_client_errors_do_not
         assert verdict.reasons == [f"v{cand} answered 0 requests on revision {rev}, fewer than 1"]
 
         # A value beyond float32's range: the float64 baseline answers, the ONNX candidate
-        # (float32 input) refuses it. That 4xx is the candidate's own failure.
+        # (float32 input) refuses it. The refusal names the candidate (shown in /health as
+        # `rejected`), but any client can send it, so it is not a failure of the candidate.
         wide = json.dumps({"features": [1e39] + row[1:]})
         answers = _post(client, url, 100, wide)
     assert answers.count((200, base)) == 90
     assert [s for s, _ in answers].count(422) == 10
     stats = _version(httpx.get(f"{url}/health").json(), cand)
     assert stats["this_revision"]["rejected"] == 10 and stats["rejected"] == 10, stats
-    assert _version(httpx.get(f"{url}/health").json(), base)["rejected"] == 0
-    verdict = check_gateway(url, expect_revision=rev, candidate_version=cand, wait_seconds=0)
-    assert not verdict.healthy
-    assert verdict.reasons == [
-        f"v{cand} failed 10 of 10 requests on revision {rev} (100.0% > 1.0%: 0 server "
-        "errors, 10 inputs it rejected, 0 timeouts)"
-    ], verdict.reasons
-    res = _advance(rt, dana)
+    verdict = check_gateway(
+        url, expect_revision=rev, candidate_version=cand, min_requests=1, wait_seconds=0
+    )
+    assert verdict.reasons == [f"v{cand} answered 0 requests on revision {rev}, fewer than 1"]
+    res = _advance(rt, dana, min_requests=1)
     assert res.error is not None and res.error.code == "gate_failed", res
-    assert "10 inputs it rejected" in res.error.message
+    assert "answered 0 requests" in res.error.message
     assert rt.services.deployments.rollouts.active(MODEL, "staging").step == 0
 
 
@@ -230,7 +229,7 @@ def test_candidate_timeouts_count_as_failures(env, tmp_path: Path) -> None:
         assert stats["this_revision"]["timeouts"] == stats["timeouts"] == timeouts, stats
         verdict = check_gateway(url, expect_revision=rev, candidate_version=cand, wait_seconds=0)
         assert not verdict.healthy
-        assert f"0 server errors, 0 inputs it rejected, {timeouts} timeouts" in verdict.reasons[0]
+        assert f"0 server errors, {timeouts} timeouts" in verdict.reasons[0]
     finally:
         proc.terminate()
         proc.wait(10)
@@ -350,7 +349,7 @@ def test_a_gateway_without_per_revision_counts_is_not_judged_healthy(fake_health
         "so it has no health to judge"
     ]
     # The same gateway with the counts: judged on them.
-    counts = {"requests": 99, "server_errors": 0, "rejected": 1, "timeouts": 0}
+    counts = {"requests": 99, "server_errors": 1, "rejected": 7, "timeouts": 0}
     url = _fake(fake_health, [{**old, "this_revision": counts}])
     assert check_gateway(
         url,
