@@ -74,6 +74,8 @@ class Plan:
 def _open_dir(root_fd: int, parts: list[str], *, create: bool) -> int | None:
     """A descriptor of the folder ``parts`` under ``root_fd``, each step opened with
     O_NOFOLLOW (a symlink on the way raises _Unsafe); None if missing and not ``create``."""
+    if any(p in ("", ".", "..") for p in parts):  # a second guard: never step out of root
+        raise _Unsafe("/".join(parts))
     fd = os.dup(root_fd)
     try:
         for part in parts:
@@ -118,6 +120,8 @@ def _state(root_fd: int | None, rel: str) -> tuple[str, str | None]:
     if root_fd is None:
         return "missing", None
     *parents, name = rel.split("/")
+    if name in ("", ".", ".."):
+        return "unsafe", None
     try:
         pfd = _open_dir(root_fd, parents, create=False)
     except _Unsafe:
