@@ -283,3 +283,18 @@ def test_forced_drafts_overwrite_only_our_unchanged_files(registered, tmp_path):
         assert "new folder" in res.error.hint
         assert (folder / edit).read_text() == "edited by a person"
         assert _snapshot(*others) == others, tool  # refused as a whole: nothing else written
+
+
+def test_gateway_start_clears_only_worker_snapshots(tmp_path):
+    from core.serving.workers import clear_snapshots, write_snapshot
+
+    folder = tmp_path / "workers"
+    write_snapshot(folder, {"pid": 4242})
+    (folder / ".4243.json.tmp").write_text("{}")
+    (folder / "notes.txt").write_text("not ours")
+    target = tmp_path / "target.json"
+    target.write_text("keep")
+    (folder / "4244.json").symlink_to(target)
+    clear_snapshots(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert target.read_text() == "keep"
