@@ -178,6 +178,7 @@ def _deploy(rt, name: str, version: str) -> None:
     )
 
 
+@pytest.mark.slow
 def test_forced_re_render_as_an_architect_keeps_what_is_not_ours(
     registered, home, tmp_path, capsys
 ):
@@ -255,6 +256,7 @@ def test_forced_re_render_as_an_architect_keeps_what_is_not_ours(
     assert readme.read_text() == "my notes" and _snapshot(*before) == before
 
 
+@pytest.mark.slow
 def test_forced_drafts_overwrite_only_our_unchanged_files(registered, tmp_path):
     from tests.test_design_pipeline import _notebook
 
