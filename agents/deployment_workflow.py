@@ -540,6 +540,8 @@ class _Run:
         out = self.call("render_deployment", args)
         out_dir = out["output_dir"]
         self.log.append(f"wrote {len(out['files'])} files and the artifacts under {out_dir}")
+        if out.get("kept_note"):
+            self.log.append(out["kept_note"])
         return self.result(
             "rendered",
             f"wrote the manifests to {out_dir} (not applied)",
@@ -549,6 +551,7 @@ class _Run:
             routes=out["routes"],
             applied=False,
             note=out["note"],
+            kept=out.get("kept", []),
         )
 
     # Helpers --------------------------------------------------------------------------

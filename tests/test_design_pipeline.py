@@ -151,7 +151,7 @@ def test_hostile_output_folder_is_refused(rt, tmp_path):
     assert not (tmp_path.parent / "abs-elsewhere").exists()
 
 
-def test_existing_file_is_not_overwritten_without_force(rt, tmp_path):
+def test_a_file_we_did_not_write_is_never_overwritten_not_even_with_force(rt, tmp_path):
     _notebook(tmp_path / "nb.ipynb")
     out = tmp_path / "drafts" / "nb"
     out.mkdir(parents=True)
@@ -160,6 +160,12 @@ def test_existing_file_is_not_overwritten_without_force(rt, tmp_path):
     assert not res.ok and res.error.code == "invalid_input"
     assert (out / "train.py").read_text() == "mine\n"
     assert not (out / "config.json").exists()
+    # force overwrites only what an earlier draft wrote, unchanged: this train.py is a person's.
+    forced = _draft(rt, "carol", notebook="nb.ipynb", out_dir="drafts/nb", force=True)
+    assert not forced.ok and forced.error.code == "invalid_input"
+    assert "train.py (not written by us)" in forced.error.message
+    assert (out / "train.py").read_text() == "mine\n" and not (out / "config.json").exists()
+    (out / "train.py").unlink()
     forced = _draft(rt, "carol", notebook="nb.ipynb", out_dir="drafts/nb", force=True)
     assert forced.ok, forced.error
     assert "class Config(BaseModel)" in (out / "train.py").read_text()

@@ -231,12 +231,21 @@ def test_unknown_models_and_hostile_output_folders_write_nothing(registered, tmp
     Path("serving-api/Dockerfile").unlink()
     Path("serving-api/Dockerfile").symlink_to(target)
     msg = refused("invalid_input", model_id=f"{name}/{v1}", out_dir="serving-api", force=True)
-    assert "symlink" in msg and target.read_text() == "keep"
+    assert "Dockerfile (a symlink)" in msg and target.read_text() == "keep"
     assert app.read_text() == "# edited by a person\n"
     Path("serving-api/Dockerfile").unlink()
+    # The edited app.py is ours no longer: even with force it is refused, never overwritten.
+    msg = refused("invalid_input", model_id=f"{name}/{v1}", out_dir="serving-api", force=True)
+    assert "app.py (changed since we wrote it)" in msg
+    assert app.read_text() == "# edited by a person\n"
+    assert not Path("serving-api/Dockerfile").exists()  # refused as a whole: nothing written
+    app.unlink()
     forced = _scaffold(rt, model_id=f"{name}/{v1}", out_dir="serving-api", force=True)
     assert forced.ok, forced.error
     assert "FastAPI" in app.read_text() and Path("serving-api/Dockerfile").is_file()
+    # Unchanged since that scaffold: force overwrites it.
+    again = _scaffold(rt, model_id=f"{name}/{v1}", out_dir="serving-api", force=True)
+    assert again.ok and again.output["kept"] == [], again
     # NAME@champion is the alias's version; a default-folder scaffold never overwrites one.
     rt.services.registry.set_alias(name, "champion", v1)
     a = _scaffold(rt, model_id=f"{name}@champion").output

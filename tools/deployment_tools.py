@@ -455,8 +455,8 @@ class RenderInput(ToolInput):
     )
     force: bool = Field(
         default=False,
-        description="Re-render into a non-empty folder an earlier render wrote "
-        "(files it did not write are never overwritten).",
+        description="Re-render into a non-empty folder an earlier render wrote: only its "
+        "files whose bytes are unchanged are overwritten or removed; anything else is kept.",
     )
 
 
@@ -470,12 +470,19 @@ class RenderOutput(BaseModel):
     applied: bool
     note: str
     output_dir: str | None = None  # set when the build context was written
+    # Left alone in that folder (never ours, or changed since we wrote them) / marker entries
+    # that are not plain paths inside it / files of the previous render we removed.
+    kept: list[str] = Field(default_factory=list)
+    ignored: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    kept_note: str = ""
 
 
 @tool(permission="deploy:read", side_effect="write")
 def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
     """Render a Dockerfile, a KServe InferenceService and a Deployment + Service for the live routes or a planned rollout (not applied); optionally write the build context."""
     from core.deployment import Revision
+    from core.owned_files import kept_message
     from core.serving.k8s import render_kubernetes, write_bundle
     from core.serving.rollout import routes_at
 
@@ -532,8 +539,7 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
         out_dir = services.resolve_output_dir(
             None, default=f"deploy/{args.name}-r{rev.revision}", force=args.force
         )
-    if out_dir is not None:
-        write_bundle(rendered, out_dir)
+    written = write_bundle(rendered, out_dir) if out_dir is not None else None
     return RenderOutput(
         name=args.name,
         revision=rev.revision,
@@ -544,6 +550,10 @@ def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
         applied=False,
         note=rendered.note,
         output_dir=str(out_dir) if out_dir else None,
+        kept=written.kept if written else [],
+        ignored=written.ignored if written else [],
+        removed=sorted(written.removed) if written else [],
+        kept_note=kept_message(written) if written else "",
     )
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from core.errors import InvalidInput, NotFound
 from core.names import ModelName
+from core.owned_files import Plan, apply, kept_message, plan_writes
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 
@@ -50,7 +51,14 @@ class DraftRunbookInput(ToolInput):
         default="", max_length=20_000, description="Extra prose to include (e.g. from an LLM)."
     )
     out_dir: str | None = OUT_DIR
-    force: bool = Field(default=False, description="Overwrite this runbook's file if present.")
+    force: bool = Field(
+        default=False,
+        description="Overwrite this runbook's file if an earlier draft wrote it and it is unchanged.",
+    )
+
+
+# Every draft output lists what it left alone in the folder (not ours, or changed since).
+KEPT = Field(default_factory=list, description="Files in the folder left as they are.")
 
 
 class DraftOutput(BaseModel):
@@ -58,20 +66,36 @@ class DraftOutput(BaseModel):
     kind: str
     commands: list[str]
     deployments: list[str]
+    kept: list[str] = KEPT
     message: str
 
 
-def write_draft(path: Path, text: str, *, force: bool) -> None:
-    """Write one draft file atomically; an existing file (or a symlink) only with ``force``."""
-    if path.is_symlink() or (path.exists() and not force):
+DRAFT_HINT = (
+    "Choose a new folder (out_dir), or leave it out for a fresh default one: a file we did "
+    "not write, or one changed since we wrote it, is never overwritten, not even with force."
+)
+
+
+def write_drafts(out: Path, files: dict[str, str | bytes], *, force: bool) -> Plan:
+    """Write a draft's files into ``out`` under the rule of ``core.owned_files``, checked as a
+    whole before any is written: a file an earlier draft wrote there, unchanged since, is
+    overwritten only with ``force``; any other file in the way (a person's, an edited one, a
+    symlink) refuses the draft. Nothing is removed; the folder's other files are listed."""
+    data = {rel: v.encode("utf-8") if isinstance(v, str) else v for rel, v in files.items()}
+    plan = plan_writes(out, data)
+    if plan.overwrite and not force:
         raise InvalidInput(
-            f"{path.name} already exists in {path.parent}",
-            hint="Pass force=true (--force) to overwrite it, or choose another folder.",
+            f"{', '.join(sorted(plan.overwrite))} already exist(s) in {out}",
+            hint="Pass force=true (--force) to overwrite what an earlier draft wrote there, or "
+            "choose another folder.",
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    return apply(plan, hint=DRAFT_HINT, error=InvalidInput)
+
+
+def with_kept(message: str, plan: Plan) -> str:
+    """The tool's message, plus what it left alone in the folder (if anything)."""
+    note = kept_message(plan)
+    return f"{message} Note: {note}." if note else message
 
 
 @tool(permission="design:write", side_effect="write")
@@ -109,13 +133,16 @@ def draft_runbook(call: CallContext, args: DraftRunbookInput) -> DraftOutput:
         notes=args.notes,
     )
     path = out / f"{slug}-runbook.md"
-    write_draft(path, text, force=args.force)
+    written = write_drafts(out, {path.name: text}, force=args.force)
     return DraftOutput(
         path=str(path),
         kind=args.kind,
         commands=commands_in(text),
         deployments=[f"{d.model_name}:{d.environment}" for d in statuses],
-        message=f"Drafted the {args.kind} runbook at {path}; review it before use.",
+        kept=written.kept,
+        message=with_kept(
+            f"Drafted the {args.kind} runbook at {path}; review it before use.", written
+        ),
     )
 
 
@@ -130,7 +157,10 @@ class DraftMonitoringInput(ToolInput):
     )
     environment: Literal["production", "staging"] = "production"
     out_dir: str | None = OUT_DIR
-    force: bool = Field(default=False, description="Overwrite this draft's files if present.")
+    force: bool = Field(
+        default=False,
+        description="Overwrite this draft's files if an earlier draft wrote them, unchanged.",
+    )
 
 
 class DraftMonitoringOutput(BaseModel):
@@ -140,6 +170,7 @@ class DraftMonitoringOutput(BaseModel):
     request: dict
     sources: dict[str, str]
     policy_proposals: dict[str, float]
+    kept: list[str] = KEPT
     message: str
 
 
@@ -180,11 +211,14 @@ def draft_monitoring_config(call: CallContext, args: DraftMonitoringInput) -> Dr
     out = draft_dir(services, args.out_dir, "monitoring", f"{name}-v{version}", args.force)
     path = out / f"monitoring-{name}.yaml"
     sources = out / f"monitoring-{name}.sources.json"
-    for p in (path, sources):
-        if p.is_symlink() or (p.exists() and not args.force):
-            raise InvalidInput(f"{p.name} already exists in {out}", hint="Pass force=true.")
-    write_draft(path, to_yaml(draft), force=args.force)
-    write_draft(sources, json.dumps(draft, indent=2, sort_keys=True) + "\n", force=args.force)
+    written = write_drafts(
+        out,
+        {
+            path.name: to_yaml(draft),
+            sources.name: json.dumps(draft, indent=2, sort_keys=True) + "\n",
+        },
+        force=args.force,
+    )
     return DraftMonitoringOutput(
         path=str(path),
         sources_path=str(sources),
@@ -192,8 +226,12 @@ def draft_monitoring_config(call: CallContext, args: DraftMonitoringInput) -> Dr
         request=draft["request"],
         sources=draft["sources"],
         policy_proposals=draft["policy_proposals"],
-        message=f"Drafted the monitoring config of {name} v{version} at {path}; review it, then "
-        "run it with `agent workflow run ml-model-monitoring --input JSON`.",
+        kept=written.kept,
+        message=with_kept(
+            f"Drafted the monitoring config of {name} v{version} at {path}; review it, then "
+            "run it with `agent workflow run ml-model-monitoring --input JSON`.",
+            written,
+        ),
     )
 
 

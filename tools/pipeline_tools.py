@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from core.errors import InvalidInput
 from tools.base import ToolInput, tool
 from tools.context import CallContext
-from tools.design_tools import OUT_DIR, draft_dir, write_draft
+from tools.design_tools import KEPT, OUT_DIR, draft_dir, with_kept, write_drafts
 
 
 class DraftPipelineInput(ToolInput):
@@ -21,7 +21,10 @@ class DraftPipelineInput(ToolInput):
         description="The .ipynb file (under the working directory or MODELOPS_HOME).",
     )
     out_dir: str | None = OUT_DIR
-    force: bool = Field(default=False, description="Overwrite the draft's files if present.")
+    force: bool = Field(
+        default=False,
+        description="Overwrite the draft's files if an earlier draft wrote them, unchanged.",
+    )
 
 
 class DraftPipelineOutput(BaseModel):
@@ -31,6 +34,7 @@ class DraftPipelineOutput(BaseModel):
     model_variable: str | None
     warnings: list[str]
     status: str
+    kept: list[str] = KEPT
     message: str
 
 
@@ -47,25 +51,22 @@ def draft_training_pipeline(call: CallContext, args: DraftPipelineInput) -> Draf
     slug = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem).lstrip(".-")[:100] or "notebook"
     out = draft_dir(services, args.out_dir, "pipelines", slug, args.force)
     files = {
-        out / "train.py": draft.script,
-        out / "config.json": json.dumps(draft.config, indent=2, sort_keys=True) + "\n",
+        "train.py": draft.script,
+        "config.json": json.dumps(draft.config, indent=2, sort_keys=True) + "\n",
     }
-    for p in files:  # check all before writing any, so a refusal changes nothing
-        if p.is_symlink() or (p.exists() and not args.force):
-            raise InvalidInput(
-                f"{p.name} already exists in {out}",
-                hint="Pass force=true (--force) to overwrite it, or choose another folder.",
-            )
-    for p, text in files.items():
-        write_draft(p, text, force=args.force)
+    written = write_drafts(out, files, force=args.force)  # all checked before any is written
     status = "drafted; not run" + (" (with warnings)" if draft.warnings else "")
     return DraftPipelineOutput(
-        paths=[str(p) for p in files],
+        paths=[str(out / rel) for rel in files],
         config=draft.config,
         dropped_cells=draft.dropped_cells,
         model_variable=draft.model_var,
         warnings=draft.warnings,
         status=status,
-        message=f"Drafted {out / 'train.py'} from {path.name}; review it, then run "
-        f"`python {out / 'train.py'} --config {out / 'config.json'}`.",
+        kept=written.kept,
+        message=with_kept(
+            f"Drafted {out / 'train.py'} from {path.name}; review it, then run "
+            f"`python {out / 'train.py'} --config {out / 'config.json'}`.",
+            written,
+        ),
     )

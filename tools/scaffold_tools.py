@@ -3,14 +3,20 @@ to review and build, generated from one registered version; it deploys nothing."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel, Field
 
 from core.errors import InvalidInput
 from tools.base import ToolInput, tool
 from tools.context import CallContext
-from tools.design_tools import MODEL_ID, OUT_DIR, _one_version, draft_dir
+from tools.design_tools import (
+    KEPT,
+    MODEL_ID,
+    OUT_DIR,
+    _one_version,
+    draft_dir,
+    with_kept,
+    write_drafts,
+)
 
 
 class ScaffoldServingInput(ToolInput):
@@ -20,7 +26,10 @@ class ScaffoldServingInput(ToolInput):
         "production version, else @champion, else the newest).",
     )
     out_dir: str | None = OUT_DIR
-    force: bool = Field(default=False, description="Overwrite the scaffold's files if present.")
+    force: bool = Field(
+        default=False,
+        description="Overwrite the scaffold's files if an earlier scaffold wrote them, unchanged.",
+    )
 
 
 class ScaffoldServingOutput(BaseModel):
@@ -32,6 +41,7 @@ class ScaffoldServingOutput(BaseModel):
     columns: list[str]
     pins: dict[str, str]
     warnings: list[str]
+    kept: list[str] = KEPT
     message: str
 
 
@@ -61,24 +71,7 @@ def scaffold_serving_api(call: CallContext, args: ScaffoldServingInput) -> Scaff
         files=files,
     )
     out = draft_dir(services, args.out_dir, "serving", f"{name}-v{version}", args.force)
-    targets = {rel: out / rel for rel in scaffold.files}
-    for rel, path in targets.items():  # check everything before writing anything
-        parts = Path(rel).parts
-        for i in range(1, len(parts) + 1):
-            if out.joinpath(*parts[:i]).is_symlink():
-                raise InvalidInput(f"{Path(*parts[:i])} in {out} is a symlink; refusing it")
-        if path.exists() and (not args.force or not path.is_file()):
-            raise InvalidInput(
-                f"{rel} already exists in {out}",
-                hint="Pass force=true (--force) to overwrite it, or choose another folder.",
-            )
-        if not path.resolve().is_relative_to(out.resolve()):
-            raise InvalidInput(f"{rel} would be written outside {out}; refusing it")
-    for rel, path in targets.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(scaffold.files[rel])
-        tmp.replace(path)
+    written = write_drafts(out, scaffold.files, force=args.force)  # checked before writing
     return ScaffoldServingOutput(
         path=str(out),
         name=name,
@@ -88,6 +81,10 @@ def scaffold_serving_api(call: CallContext, args: ScaffoldServingInput) -> Scaff
         columns=[c["name"] for c in scaffold.columns],
         pins=scaffold.pins,
         warnings=scaffold.warnings,
-        message=f"Scaffolded a serving API for {ref} at {out}; review it, then run "
-        "`uvicorn app:app --host 127.0.0.1 --port 8000` there or build the Dockerfile.",
+        kept=written.kept,
+        message=with_kept(
+            f"Scaffolded a serving API for {ref} at {out}; review it, then run "
+            "`uvicorn app:app --host 127.0.0.1 --port 8000` there or build the Dockerfile.",
+            written,
+        ),
     )

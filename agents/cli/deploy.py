@@ -342,6 +342,9 @@ def render_cmd(
         "routes": out["routes"],
         "applied": False,
         "note": out["note"],
+        "kept": out.get("kept", []),
+        "ignored": out.get("ignored", []),
+        "removed": out.get("removed", []),
     }
 
     def show(d: dict[str, Any]) -> None:
@@ -349,6 +352,10 @@ def render_cmd(
         c.print(f"Wrote {len(d['files'])} files and the model artifacts to {d['output_dir']}:")
         for f in d["files"]:
             c.print(f"  {f}")
+        if d["removed"]:
+            c.print(f"Removed {len(d['removed'])} unchanged files of the previous render.")
+        if out.get("kept_note"):  # what was left alone: never ours, or changed since
+            c.print(out["kept_note"], markup=False)
         c.print(d["note"])
 
     emit(result, as_json, show)

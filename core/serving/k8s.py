@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from core.deployment import Revision
-from core.errors import Conflict
 from core.names import validate_name
+from core.owned_files import Plan, apply, plan_writes
 from core.serving.loader import artifact_runtime, read_verified
 
 PORT = 8080
@@ -48,8 +48,10 @@ _BASE_REQUIREMENTS = (
 )
 # The gateway builds scikit-learn models with skops from the verified bytes: no MLflow needed.
 _SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "pandas")
-# Written last into a bundle: the files it lists are ours to overwrite or remove next time.
+# Written last into a bundle: the files it lists, each with the digest we wrote, are ours to
+# overwrite or remove next time while their bytes still match (core/owned_files.py).
 BUNDLE_MARKER = ".modelops-bundle.json"
+RENDER_HINT = "Render into a new folder: `agent deploy render NAME --out NEW_DIR`."
 
 
 @dataclass
@@ -156,13 +158,16 @@ def render_kubernetes(
     return RenderedManifests(files=files, artifacts=artifacts, note=NOT_APPLIED)
 
 
-def write_bundle(rendered: RenderedManifests, out_dir: Path) -> list[Path]:
+def write_bundle(rendered: RenderedManifests, out_dir: Path) -> Plan:
     """Write the files, the ``core`` package and each routed artifact (digest-checked) to
     ``out_dir``, which is then a complete ``docker build`` context.
 
-    Only files this function wrote before (listed in ``BUNDLE_MARKER``) are overwritten or
-    removed; any other existing file in the way, or a symlink, is refused. Choosing the folder
-    (inside the working directory or MODELOPS_HOME) is ``Services.resolve_output_dir``'s job.
+    ``core.owned_files`` holds the rule: a file is overwritten, or removed as left over from
+    the bundle rendered there before, only if ``BUNDLE_MARKER`` records it with the digest its
+    bytes still have; anything else in the way refuses the whole render before a byte is
+    written, and everything else in the folder is kept and listed in the returned plan.
+    Choosing the folder (inside the working directory or MODELOPS_HOME) is
+    ``Services.resolve_output_dir``'s job.
     """
     plan: dict[str, bytes] = {rel: text.encode() for rel, text in rendered.files.items()}
     for path in sorted(_CORE.rglob("*")):
@@ -172,47 +177,8 @@ def write_bundle(rendered: RenderedManifests, out_dir: Path) -> list[Path]:
         files = read_verified(art["uri"], art["sha256"], ref=f"v{version}")
         for rel, data in files.items():
             plan[f"{art['dest']}/{rel}"] = data
-    out_dir.mkdir(parents=True, exist_ok=True)
-    root = out_dir.resolve()
-    ours = _previous_bundle(root)
-    targets = {rel: _bundle_path(root, rel, ours) for rel in plan}
-    for rel in sorted(ours - set(plan)):  # left over from the bundle we wrote last time
-        stale = root / rel
-        if stale.is_file() and not stale.is_symlink():
-            stale.unlink()
-    for rel, data in plan.items():
-        targets[rel].parent.mkdir(parents=True, exist_ok=True)
-        targets[rel].write_bytes(data)
-    (root / BUNDLE_MARKER).write_text(json.dumps({"files": sorted(plan)}, indent=1))
-    dests = {root / art["dest"] for art in rendered.artifacts.values()}
-    return [targets[rel] for rel in rendered.files] + sorted(dests)
-
-
-def _previous_bundle(root: Path) -> set[str]:
-    marker = root / BUNDLE_MARKER
-    if marker.is_symlink() or not marker.is_file():
-        return set()
-    try:
-        files = json.loads(marker.read_text())["files"]
-    except (ValueError, KeyError, TypeError):
-        return set()
-    return {f for f in files if isinstance(f, str)}
-
-
-def _bundle_path(root: Path, rel: str, ours: set[str]) -> Path:
-    """Where ``rel`` goes: inside ``root`` (no symlink on the way), and either new or ours."""
-    path = root / rel
-    if path.is_symlink() or not path.resolve().is_relative_to(root):
-        raise Conflict(
-            f"{rel} in {root} is a symlink or leads outside the folder; refusing to write it",
-            hint="Render into a new folder: `agent deploy render NAME --out NEW_DIR`.",
-        )
-    if path.exists() and rel not in ours:
-        raise Conflict(
-            f"{path} exists and was not written by `agent deploy render`; refusing to overwrite it",
-            hint="Render into a new folder: `agent deploy render NAME --out NEW_DIR`.",
-        )
-    return path
+    writes = plan_writes(out_dir, plan, prune=True, marker=BUNDLE_MARKER)
+    return apply(writes, hint=RENDER_HINT)
 
 
 def _is_sklearn(uri: str, sha256: str, version: str) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -105,6 +106,9 @@ def snapshot(gateway: Any) -> dict[str, Any]:
     }
 
 
+_SNAPSHOT_NAME = re.compile(r"\.?[0-9]{1,10}\.json(\.tmp)?")
+
+
 def write_snapshot(folder: Path, data: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{data['pid']}.json"
@@ -167,11 +171,13 @@ def read_peers(folder: Path, own_pid: int) -> list[dict[str, Any]]:
 
 
 def clear_snapshots(folder: Path) -> None:
-    """At gateway start: snapshots of an earlier run's workers are not this run's counts."""
+    """At gateway start: snapshots of an earlier run's workers are not this run's counts.
+    Only names ``write_snapshot`` writes (``PID.json``, ``.PID.json.tmp``) are removed: any
+    other file in the folder is not ours to delete."""
     if folder.is_dir():
         for f in folder.iterdir():
-            if f.is_file():
-                f.unlink(missing_ok=True)
+            if _SNAPSHOT_NAME.fullmatch(f.name) and (f.is_file() or f.is_symlink()):
+                f.unlink(missing_ok=True)  # a symlink by that name goes; never its target
 
 
 # Merging --------------------------------------------------------------------------------
