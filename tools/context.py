@@ -96,9 +96,7 @@ class Services:
 
         # Stamped before it is read: a pin replaced meanwhile is read again on the next check.
         self._pin_stamp = pin_stamp(self.home_dir)
-        return load_pinned(
-            self.home_dir, policies_dir=self.settings.policies_dir, audit=self.audit
-        )
+        return load_pinned(self.home_dir, policies_dir=self.settings.policies_dir, audit=self.audit)
 
     # What is read from the policy in force (ApprovalService holds the policy it was made with).
     POLICY_CACHES = ("pinned", "policy", "thresholds", "approvals")
