@@ -69,15 +69,25 @@ def install(engine: Engine) -> None:
         conn.info.pop(_PENDING, None)
         conn.info.pop(_SAVEPOINTS, None)
 
+    # Savepoints nest (LIFO): a stack of pending-line counts, one per open savepoint. (The
+    # ``savepoint`` event may see name=None, before SQLAlchemy generates it, so not by name.)
     @event.listens_for(engine, "savepoint")
-    def _savepoint(conn: Connection, name: str) -> None:
-        conn.info.setdefault(_SAVEPOINTS, {})[name] = len(conn.info.get(_PENDING, []))
+    def _savepoint(conn: Connection, _name: str | None) -> None:
+        conn.info.setdefault(_SAVEPOINTS, []).append(len(conn.info.get(_PENDING, [])))
 
     @event.listens_for(engine, "rollback_savepoint")
-    def _rolled_back_to(conn: Connection, name: str, _context: Any) -> None:
-        mark = conn.info.get(_SAVEPOINTS, {}).get(name)
-        if mark is not None and _PENDING in conn.info:
-            del conn.info[_PENDING][mark:]
+    def _rolled_back_to(conn: Connection, _name: str, _context: Any) -> None:
+        marks = conn.info.get(_SAVEPOINTS)
+        if marks:
+            mark = marks.pop()
+            if _PENDING in conn.info:
+                del conn.info[_PENDING][mark:]
+
+    @event.listens_for(engine, "release_savepoint")
+    def _released(conn: Connection, _name: str, _context: Any) -> None:
+        marks = conn.info.get(_SAVEPOINTS)
+        if marks:
+            marks.pop()
 
     @event.listens_for(engine.pool, "reset")
     def _reset(_dbapi: Any, record: Any, _state: Any = None) -> None:
