@@ -16,7 +16,12 @@ from core.state import get_engine
 from policies.audit import AuditEntry, AuditHead, AuditLog
 from policies.audit_check import entry_hash
 from policies.rbac import Actor, ActorKind
+from tests import test_server_support as support
 from tests.test_policy_pinning import agent
+from tests.test_server_support import bearer
+
+# The control-plane fixtures (tests/test_server_support.py).
+app, client, tokens = support.app, support.client, support.tokens
 
 ALICE = Actor(name="alice", kind=ActorKind.HUMAN, role="Engineer")
 
@@ -234,3 +239,17 @@ def test_a_decision_prints_the_audit_head_for_the_deciders_records(home, capsys)
     )  # fmt: skip
     assert rc == 0, err
     assert "audit head: seq" in out and "agent audit verify --anchor" in out
+
+
+def test_the_api_decision_response_carries_the_audit_head(rt, client, tokens):
+    from policies.approvals import ROLLBACK
+
+    s = rt.services
+    req = s.approvals.create("m", "2", {"why": "test"}, s.policy.human("dana"), action=ROLLBACK)
+    body = {"evidence_hash": req.evidence_hash, "reason": "not now"}
+    r = client.post(f"/approvals/{req.id}/reject", json=body, headers=bearer(tokens["bob"]))
+    assert r.status_code == 200, r.text
+    head = r.json()["audit_head"]
+    decided = s.audit.entries(action="approvals.reject")[0]
+    assert head["seq"] >= decided["seq"] and len(head["hash"]) == 64
+    assert s.audit.check(anchor=(head["seq"], head["hash"])).ok
