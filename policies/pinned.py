@@ -476,7 +476,11 @@ def apply_policy(
     with locked(home, exclusive=True):
         pin = read_pin(home)
         if pin is None:
-            raise Conflict("no policy is pinned in this home yet", hint="Run `agent policy show`.")
+            raise Conflict(
+                "no policy is pinned in this home",
+                hint="A new home pins on first use (`agent policy show`); a home that lost its "
+                "pin is restored with `agent policy repin --digest DIGEST`.",
+            )
         old_digest = str(pin["digest"])
         if old_digest != expected_digest:
             raise Conflict(
