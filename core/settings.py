@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="Directory with roles.yaml and thresholds.yaml; it must hold the policy "
         "pinned in the home (policies/pinned.py), else it is refused, never used.",
     )
+    audit_anchor: Path | None = Field(
+        default=None,
+        description="Append-only file that receives the audit head (seq hash) after every "
+        "append, outside the state DB (default home/audit-anchor.log).",
+    )
     user: str | None = Field(default=None, description="Who you are when --as is not given.")
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
@@ -103,6 +108,11 @@ class Settings(BaseSettings):
     @property
     def resolved_graphs_db(self) -> Path:
         return Path(self.graphs_db) if self.graphs_db else self.home_dir / "graphs.db"
+
+    @property
+    def resolved_audit_anchor(self) -> Path:
+        path = self.audit_anchor or self.home_dir / "audit-anchor.log"
+        return path.expanduser().resolve()
 
     @property
     def resolved_chroma_path(self) -> Path:

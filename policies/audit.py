@@ -23,14 +23,17 @@ Which call to use:
   marks an effect that may or may not have happened: a rerun must find out and complete it.
 
 What the chain does not prove: whoever can write the database can recompute every hash.
-Record the head (``agent audit verify`` prints it) somewhere they cannot write, and pass it
-back later as an anchor (``check(anchor=(seq, hash))``): a rewritten history then fails.
+So every committed append also writes its ``seq hash`` to an anchor file outside the state DB
+(``anchor_path``; policies/audit_anchor.py), and ``check()`` compares the chain with it too. A
+head recorded elsewhere (``agent audit verify`` and every approval decision print it) can be
+passed back as well (``check(anchor=(seq, hash))``): a rewritten history then fails.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -55,9 +58,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.errors import Conflict, InvalidInput
 from core.state import Base, ensure_tables, utcnow
-from policies.audit_check import GENESIS, INTENT, AuditCheck, Scan, entry_hash
+from policies import audit_anchor
+from policies.audit_check import ANCHOR_STARTED, GENESIS, INTENT, AuditCheck, Scan, entry_hash
 from policies.audit_refs import matches
-from policies.rbac import Actor
+from policies.rbac import Actor, system_actor
 
 __all__ = ["GENESIS", "INTENT", "AuditCheck", "AuditEntry", "AuditHead", "AuditLog"]
 
@@ -105,7 +109,9 @@ def _with_channel(actor: Actor, detail: dict[str, Any] | None) -> dict[str, Any]
 
 
 class AuditLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, anchor_path: Path | None = None) -> None:
+        """``anchor_path``: the anchor file outside the state DB (``Services`` passes the
+        ``audit_anchor`` setting); None writes no anchor (tests of the chain alone)."""
         self.engine = engine
         ensure_tables(engine, AuditHead, AuditEntry)
         _add_missing_columns(engine)
@@ -121,6 +127,40 @@ class AuditLog:
         )
         self._insert = insert(entry)
         self._set_hash = update(head).where(head.c.id == 1).values(last_hash=bindparam("digest"))
+        self.anchor_path = None if anchor_path is None else Path(anchor_path)
+        if self.anchor_path is not None:
+            audit_anchor.install(engine)
+            self._start_anchor()
+
+    def _start_anchor(self) -> None:
+        """A log with no anchor yet (a new home, or an old one with entries) starts writing
+        one from its current head, recorded by an ``audit.anchor_started`` entry. Once started,
+        a lost or emptied file is never replaced silently: ``check()`` reports it."""
+        path = self.anchor_path
+        assert path is not None
+        if audit_anchor.has_lines(path):  # the usual case: one stat
+            return
+        t = self._entry
+        started = select(t.c.seq).where(t.c.action == ANCHOR_STARTED).limit(1)
+        with self.engine.connect() as c:
+            if c.execute(started).first() is not None:
+                return
+        with audit_anchor.creating(path) as empty:
+            if not empty:
+                return  # another process started it meanwhile
+            with self.engine.connect() as c:
+                before = c.execute(select(self._head.c.seq).where(self._head.c.id == 1)).scalar()
+            if before is None:
+                return  # headless (tampered): check() reports it, appends refuse
+            self.append(
+                system_actor("audit-anchor"),
+                ANCHOR_STARTED,
+                "system",
+                decision="allowed",
+                outcome="ok",
+                detail={"anchor_file": str(path), "entries_before": int(before)},
+                reason="the head of every later entry is also written to the anchor file",
+            )
 
     # Writing ----------------------------------------------------------------------------
     def append(
@@ -229,7 +269,34 @@ class AuditLog:
         digest = entry_hash(fields)
         conn.execute(self._insert, {**fields, "hash": digest})
         conn.execute(self._set_hash, {"digest": digest})
+        if self.anchor_path is not None:
+            audit_anchor.stash(conn, self.anchor_path, head.seq, digest)  # written on commit
         return head.seq
+
+    def head(self) -> dict[str, Any] | None:
+        """The head row as {seq, hash} (None when it is missing): a value to keep elsewhere
+        and pass back later to ``agent audit verify --anchor SEQ:HASH``."""
+        h = self._head
+        with self.engine.connect() as c:
+            row = c.execute(select(h.c.seq, h.c.last_hash).where(h.c.id == 1)).one_or_none()
+        return None if row is None else {"seq": row.seq, "hash": row.last_hash}
+
+    def anchor_disowns(self) -> str | None:
+        """Why this database is not the one the anchor file recorded (its first or last line
+        names an entry this chain lacks or holds with another hash), else None. Cheap: two
+        short file reads and two lookups; for callers deciding whether a home is new."""
+        if self.anchor_path is None:
+            return None
+        t = self._entry
+        with self.engine.connect() as c:
+            for seq, digest in audit_anchor.edge_lines(self.anchor_path):
+                got = c.execute(select(t.c.hash).where(t.c.seq == seq)).scalar()
+                if got != digest:
+                    return (
+                        f"the audit anchor file {self.anchor_path} records entry {seq}, which "
+                        + ("this state DB does not hold" if got is None else "differs here")
+                    )
+        return None
 
     # Reading ----------------------------------------------------------------------------
     def entries(
@@ -289,8 +356,12 @@ class AuditLog:
         return out[:limit]
 
     def check(self, *, anchor: tuple[int, str] | None = None) -> AuditCheck:
-        """Verify the whole chain and its head; ``anchor`` is a (seq, hash) recorded earlier."""
+        """Verify the whole chain, its head row and the anchor file; ``anchor`` is a
+        (seq, hash) recorded earlier."""
         h, t = self._head, self._entry
+        # Read before the head: a line is written after its row commits, so every line read
+        # here names an entry at or below the head read next (concurrent appends included).
+        anchored = None if self.anchor_path is None else audit_anchor.read(self.anchor_path)
         with self.engine.connect() as c:
             head = c.execute(select(h.c.seq, h.c.last_hash).where(h.c.id == 1)).one_or_none()
             if head is None:
@@ -302,7 +373,7 @@ class AuditLog:
                     first_bad_seq=1,
                     problem="the head row (audit_head) is missing: the log cannot prove its end",
                 )
-            res = Scan(head.seq, head.last_hash, anchor)
+            res = Scan(head.seq, head.last_hash, anchor, anchored.hashes if anchored else None)
             stream = c.execute(
                 select(t)
                 .where(t.c.seq <= head.seq)
@@ -328,6 +399,8 @@ class AuditLog:
                         f"entries up to seq {top} lie past the head (seq {now}): rows were "
                         "inserted behind the log's back, or the head was moved back",
                     )
+        if res.bad is None and anchored is not None:
+            res.bad = audit_anchor.problem(anchored, res)
         ok = res.bad is None
         return AuditCheck(
             ok=ok,
@@ -337,6 +410,11 @@ class AuditLog:
             first_bad_seq=None if ok else res.bad[0],
             problem="" if ok else res.bad[1],
             open_intents=sorted(res.open_intents),
+            anchor_file=None if anchored is None else str(anchored.path),
+            anchor_lines=0 if anchored is None else anchored.lines,
+            anchor_newest_seq=None if anchored is None else anchored.newest,
+            anchor_started_seq=res.started_seq,
+            compared=audit_anchor.compared(res, head.seq, anchored, ok),
         )
 
     def verify(self) -> tuple[bool, int | None]:

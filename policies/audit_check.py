@@ -10,6 +10,8 @@ from pydantic import BaseModel
 
 GENESIS = "0" * 64
 INTENT = "intent"
+# The entry written when a log starts writing its head to the anchor file (policies/audit_anchor.py).
+ANCHOR_STARTED = "audit.anchor_started"
 
 _HASHED = (
     "seq",
@@ -49,17 +51,33 @@ class AuditCheck(BaseModel):
     problem: str = ""
     # Intent rows with no completion yet: in progress, or interrupted by a crash.
     open_intents: list[int] = []
+    # The anchor file outside the state DB (None: this log has none configured).
+    anchor_file: str | None = None
+    anchor_lines: int = 0
+    anchor_newest_seq: int | None = None
+    anchor_started_seq: int | None = None  # the chain's audit.anchor_started entry
+    # What the chain was compared against, in one sentence.
+    compared: str = ""
 
 
 class Scan:
     """The in-order walk of ``check()``: contiguity, links, hashes, anchor, open intents."""
 
-    def __init__(self, head_seq: int, head_hash: str, anchor: tuple[int, str] | None) -> None:
+    def __init__(
+        self,
+        head_seq: int,
+        head_hash: str,
+        anchor: tuple[int, str] | None,
+        anchored: dict[int, str] | None = None,
+    ) -> None:
         self.head_seq, self.head_hash, self.anchor = head_seq, head_hash, anchor
+        # seq -> hash from the anchor file: every entry it names must hold that hash.
+        self.anchored = anchored or {}
         self.expected, self.prev, self.count = 1, GENESIS, 0
         self.bad: tuple[int, str] | None = None
         self.open_intents: set[int] = set()
         self.anchor_seen = False
+        self.started_seq: int | None = None
 
     def step(self, d: dict[str, Any]) -> bool:
         seq = d["seq"]
@@ -76,6 +94,13 @@ class Scan:
             )
         elif entry_hash(d) != d["hash"]:
             self.bad = (seq, f"entry {seq} does not match its hash: it was edited")
+        elif self.anchored.get(seq, d["hash"]) != d["hash"]:
+            self.bad = (
+                seq,
+                f"entry {seq} is not the one the anchor file recorded (its hash there is "
+                f"{self.anchored[seq][:12]}…, the chain's is {d['hash'][:12]}…): the history "
+                "was rewritten",
+            )
         elif self.anchor and seq == self.anchor[0]:
             self.anchor_seen = True
             if d["hash"] != self.anchor[1]:
@@ -83,6 +108,8 @@ class Scan:
         if self.bad is not None:
             return False
         detail = d["detail"] if isinstance(d["detail"], dict) else {}
+        if self.started_seq is None and d["action"] == ANCHOR_STARTED:
+            self.started_seq = seq
         if d["outcome"] == INTENT:
             self.open_intents.add(seq)
         elif isinstance(detail.get("intent_seq"), int):

@@ -11,6 +11,11 @@ policy in force is ``agent policy apply``: an audited admin action with a diff a
 are rewritten from it under the same lock, so a crash leaves either the old or the new policy
 (or a mismatch that refuses everything until an admin re-runs the apply).
 
+A missing pin is not "use the default": only a home with no history gets the bundled policy
+(audited as ``policy.pin``). Every pinned policy's texts are kept in the state DB
+(policies/policy_history.py); a home whose audit log records a pin and that lost ``pin.json``
+refuses to run until an admin of that policy restores it with ``agent policy repin``.
+
 Cheap to import (no pydantic): ``agents.profiles`` reads the pinned roles through
 ``pinned_texts`` without building a ``Policy``.
 """
@@ -127,7 +132,7 @@ def bundled_texts() -> dict[str, str]:
 
 # The pin -----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _locked(home: Path, exclusive: bool) -> Iterator[None]:
+def locked(home: Path, exclusive: bool) -> Iterator[None]:
     d = pin_dir(home)
     if exclusive:
         d.mkdir(parents=True, exist_ok=True)
@@ -167,7 +172,7 @@ def pin_stamp(home: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _read_pin(home: Path) -> dict[str, Any] | None:
+def read_pin(home: Path) -> dict[str, Any] | None:
     path = pin_dir(home) / PIN_FILE
     try:
         raw = path.read_text()
@@ -217,15 +222,15 @@ def pinned_texts(home: Path) -> dict[str, str] | None:
     """The pinned texts (each copy checked against the pin), or None when nothing is pinned.
 
     No pydantic: this is what ``agent agents list`` reads."""
-    with _locked(home, exclusive=False):
-        pin = _read_pin(home)
+    with locked(home, exclusive=False):
+        pin = read_pin(home)
         if pin is None:
             return None
         _check_copies(home, pin)
         return {name: pin["files"][name]["text"] for name in POLICY_FILES}
 
 
-def _write_pin(home: Path, new: PolicySet, *, by: str | None, previous: str | None) -> None:
+def write_pin(home: Path, new: PolicySet, *, by: str | None, previous: str | None) -> None:
     """Commit ``new`` as the pinned policy (caller holds the exclusive lock)."""
     d = pin_dir(home)
     pin = {
@@ -315,29 +320,36 @@ def _from_pin(home: Path, pin: dict[str, Any]) -> PinnedPolicy:
 
 
 def load_pinned(
-    home: Path, policies_dir: Path | None = None, *, verify_copies: bool = True
+    home: Path,
+    policies_dir: Path | None = None,
+    *,
+    audit: AuditLog,
+    verify_copies: bool = True,
 ) -> PinnedPolicy:
-    """The policy in force in ``home``, pinning the bundled policy on first use.
+    """The policy in force in ``home``; a home with no history pins the bundled policy.
 
+    ``audit`` is the home's audit log: the first pin is audited there, and a missing pin in a
+    home whose log records one is refused (``_first_pin``), never replaced by the bundled one.
     ``policies_dir`` (from settings) is only accepted when it holds the same policy.
     ``verify_copies=False`` is for the ``agent policy`` commands only: they read the pin itself
     (the record of the policy in force), so an admin can repair a hand-edited copy by applying.
     """
     home = Path(home)
-    with _locked(home, exclusive=False):
-        pin = _read_pin(home)
+    with locked(home, exclusive=False):
+        pin = read_pin(home)
         if pin is not None and verify_copies:
             _check_copies(home, pin)
     if pin is None:
-        with _locked(home, exclusive=True):
-            pin = _read_pin(home)  # another process may have pinned meanwhile
+        with locked(home, exclusive=True):
+            pin = read_pin(home)  # another process may have pinned meanwhile
             if pin is None:
-                _write_pin(home, parse_texts(bundled_texts(), "bundled"), by=None, previous=None)
-                pin = _read_pin(home)
+                _first_pin(home, audit)
+                pin = read_pin(home)
             assert pin is not None
             if verify_copies:
                 _check_copies(home, pin)
     pinned = _from_pin(home, pin)
+    _remember(home, pinned, audit)
     if policies_dir is not None:
         configured = read_source(Path(policies_dir))
         if configured.digest != pinned.digest:
@@ -349,6 +361,77 @@ def load_pinned(
                 f"policy in force with `agent policy apply {policies_dir}`. Otherwise unset it.",
             )
     return pinned
+
+
+def _missing_pin(home: Path) -> str:
+    return f"the policy pin {pin_dir(home) / PIN_FILE} is missing"
+
+
+def _first_pin(home: Path, audit: AuditLog) -> None:
+    """Pin the bundled policy, only in a home with no history (caller holds the lock).
+
+    The audit row and the history row commit before ``pin.json`` is written: a crash between
+    leaves a home whose log names a pin it lacks, which refuses and is repinned, never one
+    that pinned silently."""
+    from policies import policy_history as history
+    from policies.rbac import ADMIN_PERMISSION, system_actor
+
+    last = history.last_pinned(audit)
+    if last is not None:
+        raise Conflict(
+            f"{_missing_pin(home)}, but this home pinned policy {last['digest']} (audit entry "
+            f"{last['seq']}, {last['action']}); refusing to fall back to the bundled policy",
+            hint=f"An admin of that policy restores it: `agent policy repin --digest "
+            f"{last['digest']} --as ADMIN`.",
+        )
+    problem = audit.anchor_disowns()
+    if problem is not None:
+        raise Conflict(
+            f"{_missing_pin(home)} and {problem}: this state DB is not the one this home "
+            "recorded, so which policy was in force is unknown; refusing to pin the bundled one",
+            hint="Restore pin.json and state.db from a backup of the home, then run "
+            "`agent audit verify`.",
+        )
+    new = parse_texts(bundled_texts(), "bundled")
+    history.ensure(audit.engine)
+    with audit.engine.begin() as conn:
+        history.record(conn, new, by=None)
+        audit.append(
+            system_actor("policy-pin"),
+            "policy.pin",
+            ADMIN_PERMISSION,
+            decision="allowed",
+            outcome="ok",
+            detail={"digest": new.digest, "source": "bundled"},
+            reason="first use of a new home: the bundled policy is pinned (no person acted)",
+            conn=conn,
+        )
+    write_pin(home, new, by=None, previous=None)
+
+
+def _remember(home: Path, pinned: PinnedPolicy, audit: AuditLog) -> None:
+    """A pin the state DB has no record of (a new state DB, a home pinned before the history
+    existed) is recorded once, texts and audit row, so losing it later is caught too."""
+    from policies import policy_history as history
+    from policies.rbac import ADMIN_PERMISSION, system_actor
+
+    if history.known(audit.engine, pinned.digest):
+        return
+    with locked(home, exclusive=True):
+        if history.known(audit.engine, pinned.digest):
+            return
+        with audit.engine.begin() as conn:
+            history.record(conn, pinned.current, by=pinned.pinned_by)
+            audit.append(
+                system_actor("policy-pin"),
+                "policy.pin",
+                ADMIN_PERMISSION,
+                decision="allowed",
+                outcome="ok",
+                detail={"digest": pinned.digest, "source": "pin.json"},
+                reason="the pin in force was not recorded in this state DB; recorded as found",
+                conn=conn,
+            )
 
 
 # Admin actions -----------------------------------------------------------------------------
@@ -390,10 +473,14 @@ def apply_policy(
     from policies.diff import diff_policies
     from policies.rbac import ADMIN_PERMISSION
 
-    with _locked(home, exclusive=True):
-        pin = _read_pin(home)
+    with locked(home, exclusive=True):
+        pin = read_pin(home)
         if pin is None:
-            raise Conflict("no policy is pinned in this home yet", hint="Run `agent policy show`.")
+            raise Conflict(
+                "no policy is pinned in this home",
+                hint="A new home pins on first use (`agent policy show`); a home that lost its "
+                "pin is restored with `agent policy repin --digest DIGEST`.",
+            )
         old_digest = str(pin["digest"])
         if old_digest != expected_digest:
             raise Conflict(
@@ -410,10 +497,16 @@ def apply_policy(
             "diff": changes,
             "source": source,
         }
-        # The pin lives outside the state DB: an intent row before the change, its outcome after.
-        seq = audit.intent(actor, "policy.apply", ADMIN_PERMISSION, detail)
+        # The pin lives outside the state DB: an intent row before the change, its outcome
+        # after. The new texts are kept with the intent, so the pin can always be restored.
+        from policies import policy_history as history
+
+        history.ensure(audit.engine)
+        with audit.engine.begin() as conn:
+            history.record(conn, new, by=actor.responsible_human)
+            seq = audit.intent(actor, "policy.apply", ADMIN_PERMISSION, detail, conn=conn)
         try:
-            _write_pin(home, new, by=actor.responsible_human, previous=old_digest)
+            write_pin(home, new, by=actor.responsible_human, previous=old_digest)
         except OSError as exc:
             audit.complete(
                 seq, actor, "policy.apply", ADMIN_PERMISSION, "error", {**detail, "error": str(exc)}

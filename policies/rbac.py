@@ -59,6 +59,13 @@ WORKFLOW_PRINCIPALS: dict[str, frozenset[str]] = {
 }
 
 
+# Recording-only principals: they name automatic bookkeeping in the audit log (the first pin
+# of a new home's policy, the start of the audit anchor file). No person stands behind them,
+# so they are not WORKFLOW_PRINCIPALS (those act for a listed person with fixed rights): they
+# hold no permission and authorize() refuses them everything. Their names are reserved.
+SYSTEM_PRINCIPALS = ("policy-pin", "audit-anchor")
+
+
 class ActorKind(StrEnum):
     HUMAN = "human"
     AGENT = "agent"
@@ -90,6 +97,8 @@ class Actor(BaseModel, frozen=True):
                 )
             return f"agent {self.name} ({self.role}) for {self.on_behalf_of}"
         if self.kind == ActorKind.WORKFLOW:
+            if self.on_behalf_of is None:
+                return f"system {self.name} (for no person)"
             return f"workflow {self.name} for {self.on_behalf_of}"
         return f"{self.name} ({self.role})"
 
@@ -97,6 +106,13 @@ class Actor(BaseModel, frozen=True):
     def identity(self) -> str:
         """How the responsible person's identity is known: ``token`` or ``claimed``."""
         return "token" if self.authenticated else "claimed"
+
+
+def system_actor(name: str) -> Actor:
+    """The actor of an automatic bookkeeping row (see ``SYSTEM_PRINCIPALS``)."""
+    if name not in SYSTEM_PRINCIPALS:
+        raise ValueError(f"unknown system principal {name!r}")
+    return Actor(name=name, kind=ActorKind.WORKFLOW, role="System")
 
 
 class _Strict(BaseModel):
@@ -164,7 +180,8 @@ class Policy(_Strict):
         for who in self.admins:
             if who not in self.people:
                 raise ValueError(f"admin {who!r} is not a listed person")
-        clash = set(self.people) & (set(self.profiles) | set(WORKFLOW_PRINCIPALS))
+        reserved = set(self.profiles) | set(WORKFLOW_PRINCIPALS) | set(SYSTEM_PRINCIPALS)
+        clash = set(self.people) & reserved
         if clash:
             raise ValueError(f"names used for both a person and an agent: {sorted(clash)}")
         return self

@@ -212,7 +212,7 @@ def test_chat_decides_each_line_under_the_policy_in_force(home, capsys, monkeypa
 
     def demote_dana() -> None:
         s = build_runtime(load_settings()).services
-        pinned = load_pinned(s.settings.home_dir)
+        pinned = load_pinned(s.settings.home_dir, audit=s.audit)
         data = yaml.safe_load(pinned.current.texts["roles.yaml"])
         data["people"]["dana"]["role"] = "QATester"
         new = parse_texts({**pinned.current.texts, "roles.yaml": yaml.safe_dump(data)}, "test")

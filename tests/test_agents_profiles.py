@@ -65,25 +65,21 @@ def test_policies_dir_from_the_environment_does_not_swap_profiles(
 
 
 def test_profiles_come_from_the_pinned_policy(home) -> None:
-    from policies.pinned import PolicySet, apply_policy, load_pinned, parse_texts
+    from core.settings import load_settings
+    from policies.pinned import PolicySet, apply_policy, parse_texts
     from policies.rbac import Actor, ActorKind
+    from tools.context import Services
 
-    pinned = load_pinned(home)
+    services = Services(load_settings())
+    pinned = services.pinned
     data = yaml.safe_load(pinned.current.texts["roles.yaml"])
     data["profiles"]["reviewer"] = {"role": "Architect", "persona": "x"}
     new: PolicySet = parse_texts(
         {**pinned.current.texts, "roles.yaml": yaml.safe_dump(data)}, "test"
     )
 
-    class _NoAudit:
-        def intent(self, *a, **k) -> int:
-            return 0
-
-        def complete(self, *a, **k) -> int:
-            return 0
-
     alice = Actor(name="alice", kind=ActorKind.HUMAN, role="Engineer")
-    apply_policy(home, new, actor=alice, audit=_NoAudit(), expected_digest=pinned.digest)
+    apply_policy(home, new, actor=alice, audit=services.audit, expected_digest=pinned.digest)
     assert "reviewer" in [p.name for p in list_profiles()]
 
 

@@ -345,9 +345,18 @@ def _agent(*args: str):  # noqa: ANN202
     return CliRunner().invoke(cli, list(args), catch_exceptions=True)
 
 
-def test_cli_verify_intact_then_tampered(rt):
+def _home_log(rt, n: int = 6) -> AuditLog:  # noqa: ANN001
+    """A home's log of ``n`` entries: the policy pinned first (as on any first use: the anchor
+    file's start row and the ``policy.pin`` row), then evaluations up to ``n``."""
     log = rt.services.audit
-    _fill(log)
+    assert rt.services.pinned
+    _fill(log, n - log.check().entries)
+    assert log.check().entries == n
+    return log
+
+
+def test_cli_verify_intact_then_tampered(rt):
+    _home_log(rt)
     res = _agent("audit", "verify", "--as", "carol")
     assert res.exit_code == 0, res.output
     head_seq, head_hash = _head(rt.services.engine)
@@ -363,7 +372,7 @@ def test_cli_verify_intact_then_tampered(rt):
 
 @pytest.mark.parametrize("case", list(TAMPER))
 def test_cli_verify_exits_1_on_tampering(rt, case: str):
-    _fill(rt.services.audit)
+    _home_log(rt)
     expected = TAMPER[case](rt.services.engine)
     res = _agent("audit", "verify", "--as", "carol")
     assert res.exit_code == 1, res.output
@@ -374,7 +383,7 @@ def test_cli_verify_exits_1_on_tampering(rt, case: str):
 
 
 def test_cli_reads_need_a_listed_person_and_write_nothing(rt):
-    _fill(rt.services.audit, 3)
+    _home_log(rt, 3)
     res = _agent("audit", "show", "--as", "mallory")
     assert isinstance(res.exception, PermissionDenied)
     for args in (("verify",), ("show",), ("trail", "m", "1")):

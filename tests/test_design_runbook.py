@@ -40,10 +40,13 @@ def test_every_command_in_every_runbook_exists(rt, kind, model):
 
 
 def test_runbook_reflects_the_policy_in_force(home):
-    from policies.pinned import apply_policy, load_pinned, parse_texts
+    from core.settings import load_settings
+    from policies.pinned import apply_policy, parse_texts
     from policies.rbac import Actor, ActorKind
+    from tools.context import Services
 
-    pinned = load_pinned(home)
+    services = Services(load_settings())
+    pinned = services.pinned
     roles = yaml.safe_load(pinned.current.texts["roles.yaml"])
     roles["approvals"] = {"ttl_hours": 7, "rollback_ttl_hours": 1.5}
     roles["validation"] = {"require_human": True}
@@ -58,19 +61,12 @@ def test_runbook_reflects_the_policy_in_force(home):
         "thresholds.yaml": yaml.safe_dump(th),
     }
 
-    class _NoAudit:
-        def intent(self, *a, **k) -> int:
-            return 0
-
-        def complete(self, *a, **k) -> int:
-            return 0
-
     alice = Actor(name="alice", kind=ActorKind.HUMAN, role="Engineer")
     apply_policy(
         home,
         parse_texts(texts, "test"),
         actor=alice,
-        audit=_NoAudit(),
+        audit=services.audit,
         expected_digest=pinned.digest,
     )
     rt = _runtime()

@@ -33,6 +33,15 @@ def services():  # noqa: ANN201
     return Services(load_settings())
 
 
+def audit_of(home: Path):  # noqa: ANN201
+    """The audit log of ``home`` (what Services passes to load_pinned)."""
+    from core.state import get_engine
+    from policies.audit import AuditLog
+
+    home.mkdir(parents=True, exist_ok=True)
+    return AuditLog(get_engine(f"sqlite:///{home / 'state.db'}"), home / "audit-anchor.log")
+
+
 def roles_data() -> dict:
     return yaml.safe_load(bundled_texts()["roles.yaml"])
 
@@ -88,7 +97,7 @@ def test_cwd_modelops_toml_cannot_make_an_unknown_person_an_approver(home, tmp_p
     with pytest.raises(Conflict):
         _ = services().policy
     # And the pinned policy itself never learned about mallory.
-    assert "mallory" not in load_pinned(home).policy.people
+    assert "mallory" not in load_pinned(home, audit=audit_of(home)).policy.people
 
 
 def test_cwd_modelops_toml_pointing_at_a_fresh_home_still_gets_the_bundled_policy(
@@ -100,7 +109,8 @@ def test_cwd_modelops_toml_pointing_at_a_fresh_home_still_gets_the_bundled_polic
     )
     with pytest.raises(Conflict):
         _ = services().policy
-    assert "mallory" not in load_pinned(tmp_path / "fresh").policy.approvers()
+    fresh = tmp_path / "fresh"
+    assert "mallory" not in load_pinned(fresh, audit=audit_of(fresh)).policy.approvers()
 
 
 def test_policies_dir_env_is_refused_unless_identical(home, tmp_path, monkeypatch, capsys):

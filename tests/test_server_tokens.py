@@ -105,7 +105,7 @@ def test_a_changed_pinned_policy_decides_from_the_next_request(rt, client, token
     assert client.get("/whoami", headers=bearer(tokens["carol"])).status_code == 200
     before = r.json()["policy_digest"]
 
-    pinned = load_pinned(home)
+    pinned = load_pinned(home, audit=s.audit)
     data = yaml.safe_load(pinned.current.texts["roles.yaml"])
     data["people"]["dana"]["role"] = "QATester"
     del data["people"]["carol"]

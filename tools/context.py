@@ -90,12 +90,13 @@ class Services:
     @cached_property
     def pinned(self) -> PinnedPolicy:
         """The policy in force: this home's pinned copy, digest-checked (policies/pinned.py).
-        A configured policies_dir that differs from it is refused, never used."""
+        A configured policies_dir that differs from it is refused, never used; a lost pin in
+        a home whose audit log records one is refused, never replaced by the bundled policy."""
         from policies.pinned import load_pinned, pin_stamp
 
         # Stamped before it is read: a pin replaced meanwhile is read again on the next check.
         self._pin_stamp = pin_stamp(self.home_dir)
-        return load_pinned(self.home_dir, policies_dir=self.settings.policies_dir)
+        return load_pinned(self.home_dir, policies_dir=self.settings.policies_dir, audit=self.audit)
 
     # What is read from the policy in force (ApprovalService holds the policy it was made with).
     POLICY_CACHES = ("pinned", "policy", "thresholds", "approvals")
@@ -142,7 +143,7 @@ class Services:
     def audit(self) -> AuditLog:
         from policies.audit import AuditLog
 
-        return AuditLog(self.engine)
+        return AuditLog(self.engine, anchor_path=self.settings.resolved_audit_anchor)
 
     @cached_property
     def approvals(self) -> ApprovalService:

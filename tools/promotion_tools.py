@@ -273,8 +273,19 @@ class DecideApprovalInput(ApprovalIdInput):
     reason: str = Field(default="", max_length=2000)
 
 
+class AuditHeadView(BaseModel):
+    seq: int
+    hash: str
+
+
+class DecisionToolOutput(ApprovalOutput):
+    # The audit head right after the decision's row committed (it includes that row): the
+    # decider keeps it to check the log later with `agent audit verify --anchor SEQ:HASH`.
+    audit_head: AuditHeadView | None = None
+
+
 @tool(permission="approvals:decide", side_effect="write")
-def decide_approval(call: CallContext, args: DecideApprovalInput) -> ApprovalOutput:
+def decide_approval(call: CallContext, args: DecideApprovalInput) -> DecisionToolOutput:
     """Approve or reject a pending request (listed human approvers only, never the requester)."""
     req = call.services.approvals.decide(
         args.approval_id,
@@ -283,7 +294,11 @@ def decide_approval(call: CallContext, args: DecideApprovalInput) -> ApprovalOut
         seen_evidence_hash=args.evidence_hash,
         reason=args.reason,
     )
-    return ApprovalOutput(approval=req.model_dump(mode="json", exclude={"evidence"}))
+    head = call.services.audit.head()
+    return DecisionToolOutput(
+        approval=req.model_dump(mode="json", exclude={"evidence"}),
+        audit_head=None if head is None else AuditHeadView(**head),
+    )
 
 
 class ValidateApprovalOutput(BaseModel):

@@ -191,7 +191,7 @@ def _decide(
         ):
             raise click.exceptions.Abort()
         evidence_hash = req["evidence_hash"]
-    call(
+    decided = call(
         ctx,
         actor,
         "decide_approval",
@@ -204,9 +204,20 @@ def _decide(
     )
     if not as_json:
         console().print(f"{'Approved' if approve else 'Rejected'} {approval_id} as {actor.name}.")
+    head = decided.get("audit_head")
+    if not as_json and head:
+        console().print(audit_head_line(head))
     with working("executing the approved plan (deploy, health check, alias)", as_json):
         out = runtime(ctx).run_decided(approval_id, actor)
-    emit(out, as_json, render_outcome)
+    emit({**out, "audit_head": head}, as_json, render_outcome)
+
+
+def audit_head_line(head: dict[str, Any]) -> str:
+    """For the decider's records: the audit head right after their decision."""
+    return (
+        f"audit head: seq {head['seq']} hash {head['hash'][:12]}… (keep it to check the log "
+        f"later with `agent audit verify --anchor {head['seq']}:{head['hash']}`)"
+    )
 
 
 def render_outcome(out: dict[str, Any]) -> None:

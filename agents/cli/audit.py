@@ -47,7 +47,8 @@ def _reader(ctx: click.Context, as_user: str | None):  # noqa: ANN202
 @json_option
 @click.pass_context
 def verify_cmd(ctx: click.Context, anchor: str | None, as_user: str | None, as_json: bool) -> None:
-    """Check every entry's hash and link, their order from seq 1, and the head. Exit 1 if not."""
+    """Check every entry's hash and link, their order from seq 1, the head row, and the anchor
+    file outside the state DB (every `seq hash` line it holds). Exit 1 if not."""
     rt = _reader(ctx, as_user)
     if server_client(ctx) is not None:
         from policies.audit_check import AuditCheck
@@ -60,12 +61,15 @@ def verify_cmd(ctx: click.Context, anchor: str | None, as_user: str | None, as_j
         c = console()
         if r["ok"]:
             c.print(f"Audit log intact: {r['entries']} entries; chain and head verified.")
+            c.print(f"Compared: {_e(r.get('compared') or '')}")
             c.print(f"Head: seq {r['head_seq']}, hash {r['head_hash']}")
             c.print("Keep the head elsewhere and pass it later as --anchor SEQ:HASH.")
         else:
             c.print(f"[bold red]Audit log NOT intact[/]: first bad seq {r['first_bad_seq']}")
             c.print(f"Problem: {_e(r['problem'])}")
             c.print(f"Verified before it: {r['entries']} entries; head row: seq {r['head_seq']}")
+            if r.get("compared"):
+                c.print(f"Compared: {_e(r['compared'])}")
         if r["open_intents"]:
             seqs = ", ".join(str(s) for s in r["open_intents"][:20])
             c.print(f"Intents with no completion (in progress or interrupted): seq {seqs}")

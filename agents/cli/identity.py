@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from core.errors import PermissionDenied
 
 if TYPE_CHECKING:
-    from policies.rbac import Actor
+    from policies.rbac import Actor, Policy
     from policies.tokens import TokenInfo
     from tools.context import Services
 
@@ -56,13 +56,17 @@ def read_cli_token() -> tuple[str | None, str]:
     return text, where
 
 
-def resolve_cli_human(services: Services, claimed: str | None) -> tuple[Actor, TokenInfo | None]:
-    """The acting person for a CLI command, and the token that proved it (None for a claim)."""
+def resolve_cli_human(
+    services: Services, claimed: str | None, policy: Policy | None = None
+) -> tuple[Actor, TokenInfo | None]:
+    """The acting person for a CLI command, and the token that proved it (None for a claim).
+    ``policy``: resolve under it instead of the policy in force (``agent policy repin``
+    authorizes under the policy it restores, since none is in force)."""
     from policies.tokens import resolve_human
 
     token, where = read_cli_token()
     return resolve_human(
-        services.policy,
+        policy if policy is not None else services.policy,
         token=token,
         claimed=claimed,
         store=lambda: services.tokens,

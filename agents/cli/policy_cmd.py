@@ -1,5 +1,9 @@
-"""``agent policy show|diff|apply``: the policy in force in this home, and the one audited
-way to change it."""
+"""``agent policy show|diff|apply|repin``: the policy in force in this home, the one audited
+way to change it, and the one way to restore a lost pin.
+
+With ``pin.json`` lost in a home that had pinned a policy, every command here (``apply``
+included) refuses with the repin hint: ``apply`` is authorized by the policy in force, and
+none is until an admin of the last one restores it with ``repin``."""
 
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ def _pinned(ctx: click.Context):  # noqa: ANN202
 
     services = runtime(ctx).services
     if "pinned" not in services.__dict__:
-        services.pinned = load_pinned(services.settings.home_dir, verify_copies=False)
+        services.pinned = load_pinned(
+            services.settings.home_dir, audit=services.audit, verify_copies=False
+        )
     return services.pinned
 
 
@@ -177,4 +183,36 @@ def apply_cmd(ctx: click.Context, path: str, yes: bool, as_user: str | None, as_
         {"applied": True, **detail},
         as_json,
         lambda d: click.echo(f"Applied: the policy in force is now {d['new_digest'][:12]}."),
+    )
+
+
+@policy.command("repin")
+@click.option(
+    "--digest",
+    required=True,
+    help="The digest of the last policy pinned here (the refusal names it).",
+)
+@as_option
+@json_option
+@click.pass_context
+def repin_cmd(ctx: click.Context, digest: str, as_user: str | None, as_json: bool) -> None:
+    """Restore a lost pin.json: the last policy this home pinned, from the state DB (admins of
+    that policy only; audited). Nothing else ever replaces a lost pin."""
+    from agents.cli.identity import resolve_cli_human
+    from policies.policy_history import repin_policy
+
+    rt = runtime(ctx)
+    services = rt.services
+    name = as_user or rt.settings.user
+    detail = repin_policy(
+        services.home_dir,
+        digest.strip().lower(),
+        audit=services.audit,
+        actor_for=lambda policy: resolve_cli_human(services, name, policy)[0],
+    )
+    services.forget_policy()
+    emit(
+        {"repinned": True, **detail},
+        as_json,
+        lambda d: click.echo(f"Restored: the policy in force is again {d['digest'][:12]}."),
     )

@@ -137,8 +137,18 @@ class DecisionBody(BaseModel):
     reason: str = Field(default="", max_length=2000, description="Kept in the audit log.")
 
 
+class AuditHeadOut(BaseModel):
+    seq: int
+    hash: str
+
+
 class DecisionOutput(BaseModel):
     approval: dict[str, Any] = Field(description="The decided request (without its evidence).")
+    audit_head: AuditHeadOut | None = Field(
+        default=None,
+        description="The audit head right after the decision was recorded: keep it to check "
+        "the log later with `agent audit verify --anchor SEQ:HASH`.",
+    )
     outcome: dict[str, Any] | None = Field(
         description="What followed the decision (the promotion's executor, an approved "
         "rollback), as `agent approvals approve` prints it."

@@ -185,7 +185,7 @@ class RemoteClient:
             idempotent=True,
         )
         self._decided[args["approval_id"]] = out
-        return {"approval": out["approval"]}
+        return {"approval": out["approval"], "audit_head": out.get("audit_head")}
 
     def run_decided(self, approval_id: str, decider: Any = None) -> dict[str, Any]:
         """What followed the decision: the server ran it right after deciding."""

@@ -342,6 +342,7 @@ async def decide(request: Request, approval_id: str) -> Response:
         who=p.name,
         csrf=session.csrf,
         approval=approval,
+        audit_head=body.get("audit_head"),
         outcome=body["outcome"],
         outcome_error=body["outcome_error"],
         decision=decision,

@@ -166,6 +166,7 @@ class ControlPlane:
         )
         out: dict[str, Any] = {
             "approval": decided["approval"],
+            "audit_head": decided.get("audit_head"),
             "outcome": None,
             "outcome_error": None,
         }
