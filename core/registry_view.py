@@ -29,7 +29,15 @@ from core.registry import ALIASES, ModelVersionInfo, no_such_version, version_in
 # against. A store at any other revision is read through MLflow, which migrates or refuses it;
 # the test that compares this set with the installed mlflow's migration head says when to
 # re-check the tables below after an mlflow upgrade.
-KNOWN_SCHEMA_REVISIONS = frozenset({"dc11669786a5"})
+#   dc11669786a5  mlflow 3.17's head (job executor persistence).
+#   f4a9b2c7d1e6  mlflow 3.18's head. Its chain since dc11669786a5 leaves every table read
+#                 here untouched: e7d1f4b2a9c6 adds the skill-registry tables (skills,
+#                 skill_versions, skill_tags, skill_version_tags, skill_aliases),
+#                 8b6ad64cb8f5 adds columns, indexes and issue_categories to SQL issues, and
+#                 f4a9b2c7d1e6 makes MCP server version columns case-sensitive (on MySQL and
+#                 MSSQL only; a no-op on SQLite). The two intermediate revisions are no
+#                 release's head, and MLflow refuses a store stopped there, so they stay out.
+KNOWN_SCHEMA_REVISIONS = frozenset({"dc11669786a5", "f4a9b2c7d1e6"})
 # Without MLFLOW_ENABLE_WORKSPACES, MLflow's SQL store reads and writes this workspace only.
 DEFAULT_WORKSPACE = "default"
 # MLflow marks a deleted version with this stage and a deleted logged model with this
