@@ -65,6 +65,9 @@ def rt(home: Path):
     from core.settings import load_settings
 
     runtime = build_runtime(load_settings())
+    # The home pins its policy on first use (an audit row, policies/pinned.py): do it now, so
+    # tests that count audit rows from here on see only the rows their own calls write.
+    runtime.services.pinned  # noqa: B018
     yield runtime
     deployments = runtime.services.deployments
     for name in deployments.list_deployments():
