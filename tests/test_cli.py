@@ -149,7 +149,8 @@ def test_deploy_commands_go_through_audited_tools(home):
     entries = [
         e
         for e in build_runtime(load_settings()).services.audit.entries()
-        if e["outcome"] != "intent"
+        # The home's own first rows (anchor started, policy pinned) are not commands.
+        if e["outcome"] != "intent" and e["actor"] not in ("audit-anchor", "policy-pin")
     ]
     assert [(e["action"], e["actor"], e["decision"]) for e in reversed(entries)] == [
         ("stop_gateway", "alice", "allowed"),

@@ -86,7 +86,8 @@ def test_runbook_reflects_the_policy_in_force(home):
 def test_default_policy_and_notes(rt):
     res = _draft(rt, "carol", kind="incident", notes="Page the on-call: #ml-oncall.")
     text = Path(res.output["path"]).read_text()
-    assert "expire after 24 hours" in text and "Automatic rollback is ON" in text
+    # The bundled policy leaves automatic rollback off until an admin turns it on.
+    assert "expire after 24 hours" in text and "Automatic rollback is OFF" in text
     assert "Human validation before approval: not required." in text
     assert "## Notes\n\nPage the on-call: #ml-oncall." in text
     assert "No deployments are recorded" in text

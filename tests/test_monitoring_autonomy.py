@@ -9,6 +9,7 @@ acting, a rollback target picked without looking at the breaching set.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -238,3 +239,35 @@ def test_latency_counts_single_row_answers_and_load_on_every_version_moves_nothi
         [{"version": v1, "approval_id": "a", "recent_breaches": ["error_rate"]}],
     )
     assert choice["target"] is None
+
+
+def test_a_qa_tester_chat_turn_cannot_roll_production_back(registered, scripted_llm) -> None:
+    """The same attack through /v1/chat/completions: bob's qa-tester agent runs the check on a
+    breaching deployment; the policy's rollback is reported, never run."""
+    import openai
+
+    from agents.server.app import create_app
+    from tests.test_server_support import LiveServer, make_tokens
+
+    rt = registered["rt"]
+    name, (v1, v2) = registered["name"], registered["versions"]
+    _execute(rt, name, v1)
+    _execute(rt, name, v2)
+    enable_auto_rollback(rt)
+    _log(rt, name, v2, 150, registered["row"], status=500)
+    tokens = make_tokens(rt)
+    scripted_llm.enqueue_tool_calls([{"name": "check_monitoring", "arguments": {"model_id": name}}])
+    scripted_llm.enqueue_text("v2 breaches its error SLO; a person must act.")
+    with LiveServer(create_app(rt)) as live:
+        client = openai.OpenAI(base_url=f"{live.url}/v1", api_key=tokens["bob"], max_retries=0)
+        resp = client.chat.completions.create(
+            model="qa-tester",
+            messages=[{"role": "user", "content": f"Check {name} and roll it back if needed."}],
+        )
+    mo = resp.model_extra["modelops"]
+    assert mo["tool_calls"] == [{"tool": "check_monitoring", "ok": True, "code": None}]
+    reply = json.loads(scripted_llm.chat_requests[-1].body["messages"][-1]["content"])
+    rb = reply["output"]["rollback"]
+    assert rb["ordered"] is True and rb["acted"] is False and rb["executed"] is False, rb
+    assert _live(rt, name) == {v2: 100.0}
+    assert not rt.services.audit.entries(action="deploy.rollback")

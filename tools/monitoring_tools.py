@@ -238,6 +238,13 @@ def check_monitoring(call: CallContext, args: CheckInput) -> CheckOutput:
             "message": "staging is never rolled back by policy",
         }
         return CheckOutput(name=name, alerts=stored, rollback=rollback, report=report)
+    if services.deployments.current(name, "production") is None:
+        rollback = {
+            "ordered": False,
+            "acted": False,
+            "message": f"{name} has no production deployment: nothing for the policy to judge",
+        }
+        return CheckOutput(name=name, alerts=stored, rollback=rollback, report=report)
     acting, why = acts_for(services, call.actor)
     if not acting:
         verdict = policy_verdict(services, name)

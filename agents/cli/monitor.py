@@ -59,6 +59,11 @@ def render_report(data: dict[str, Any]) -> None:
         c.print(
             f"  SLO: {slo['requests']} requests, errors {slo['errors']} ({rate}), {p}, {slo['throughput_rps']:.3g} req/s"
         )
+        if slo.get("refused_at_edge") or slo.get("batch_requests"):
+            c.print(
+                f"    not counted: {slo.get('refused_at_edge', 0)} refused at the edge (the "
+                f"clients'), {slo.get('batch_requests', 0)} batch requests left out of latency"
+            )
         d = vr["data_drift"]
         if d.get("status") == "measured":
             verdict = {True: "DATASET DRIFT", False: "no dataset drift", None: "not judged"}[

@@ -136,8 +136,10 @@ def _monitoring_lines(rules: dict[str, Any]) -> list[str]:
             "- Automatic rollback is ON: a breach of "
             + ", ".join(ar.get("triggers", []))
             + f" over the last {ar.get('window_minutes')} minutes with at least "
-            f"{ar.get('min_requests')} requests rolls production back to the version an "
-            "earlier executed approval put there."
+            f"{ar.get('min_requests')} server outcomes of a live version rolls production "
+            "back to the newest version a human approved that is not breaching, or nowhere "
+            "(an alert says why). It acts only inside `agent monitor watch NAME` run by a "
+            "person who holds deploy:rollback; requests refused at the edge never count."
         )
     else:
         lines.append("- Automatic rollback is OFF: a breach only raises an alert.")
