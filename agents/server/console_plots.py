@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-W, H = 560, 190
+W, H = 500, 190
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 24, 30
+CAP = 5.0  # bars are capped at 5x their threshold (a p-value of 1e-30 would hide the rest)
 COLORS = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777")
 
 
@@ -103,10 +104,10 @@ def bar_chart(
         return f'<p class="meta plot-empty">{escape(title)}: nothing measured.</p>'
     row = 18
     height = TOP + row * len(bars) + BOTTOM
-    left = 150
-    ratios = [min(b["ratio"], 5.0) for b in bars]
+    left, text_room = 140, 150  # room for the labels left and the scores right
+    ratios = [min(b["ratio"], CAP) for b in bars]
     hi = max(max(ratios), 1.2)
-    sx = _scale(0.0, hi, left, W - RIGHT)
+    sx = _scale(0.0, hi, left, W - text_room)
     out = [_open(title, chart_id, height)]
     for i, (b, r) in enumerate(zip(bars, ratios, strict=True)):
         y = TOP + i * row
@@ -125,7 +126,7 @@ def bar_chart(
         f'<line class="threshold" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP - 4}" y2="{height - BOTTOM + 4}" '
         'stroke="#b91c1c" stroke-width="1.2" stroke-dasharray="5 4"/>'
         f'<text x="{x:.1f}" y="{height - 10}" font-size="10" fill="#b91c1c" text-anchor="middle">'
-        f"{escape(threshold_label or 'threshold')}</text></svg></figure>"
+        f"{escape(threshold_label or 'threshold')} · bars capped at {CAP:g}×</text></svg></figure>"
     )
     return "".join(out)
 
