@@ -419,3 +419,13 @@ def test_the_outcome_of_a_canary_approval_reads_from_its_rollout():
     assert failed["state"] == "failed" and "gateway did not start" in failed["text"]
     rejected = outcome_view({**a, "status": "rejected", "reason": "no"}, None)
     assert "nothing was deployed" in rejected["text"]
+
+
+def test_the_html_report_prints_rounded_metrics_not_raw_dicts():
+    from core.monitoring.html import render_html
+
+    report = {**_report_output()["report"], "alerts": []}
+    html = render_html(report, {})
+    assert "{'" not in html and "0.9387143117545749" not in html
+    assert "estimated: accuracy 0.9387 (on 405 predictions)" in html
+    assert "measured: accuracy 0.8 (on 60 labels)" in html
