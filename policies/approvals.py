@@ -333,52 +333,73 @@ class ApprovalService:
         rules = self.policy.approvals
         return timedelta(hours=rules.rollback_ttl_hours if action == ROLLBACK else rules.ttl_hours)
 
-    def _check(
-        self, approval_id: str, decider: Actor, seen_evidence_hash: str, *, approve: bool
-    ) -> ApprovalRequest:
-        req = self.get(approval_id)
+    def refusal(
+        self,
+        req: ApprovalRequest,
+        decider: Actor,
+        *,
+        approve: bool,
+        seen_evidence_hash: str | None = None,
+    ) -> PermissionDenied | Conflict | InvalidInput | None:
+        """Why ``decider`` may not make this decision now, or None when every rule holds.
+        Reads only: the console asks it before drawing a decision control, and ``decide``
+        raises what it returns, so both apply the one rule. ``seen_evidence_hash`` None
+        means "the evidence as it is now" (a page about to show it)."""
         if decider.kind != ActorKind.HUMAN:
-            raise PermissionDenied(f"{decider.describe()} cannot decide approvals: only people can")
+            return PermissionDenied(
+                f"{decider.describe()} cannot decide approvals: only people can"
+            )
         verdict = self.policy.authorize(decider, APPROVE_PERMISSION)
         if not verdict.allowed:
-            raise PermissionDenied(
+            return PermissionDenied(
                 f"{decider.name} may not decide approvals: {verdict.reason}",
                 hint=f"Approvers: {', '.join(self.policy.approvers())}.",
             )
         if decider.name == req.requested_by:
-            raise PermissionDenied(
-                f"{decider.name} requested {approval_id} and cannot decide it",
+            return PermissionDenied(
+                f"{decider.name} requested {req.id} and cannot decide it",
                 hint="Ask another listed approver.",
             )
         if req.status != ApprovalStatus.PENDING:
-            raise Conflict(
-                f"{approval_id} is already {req.status.value}"
+            return Conflict(
+                f"{req.id} is already {req.status.value}"
                 + (f" by {req.decided_by}" if req.decided_by else ""),
                 hint="A request is decided once; open a new request instead.",
             )
         if self.clock() >= req.expires_at:
-            self._expire(approval_id, ApprovalStatus.PENDING)
-            raise Conflict(
-                f"{approval_id} expired at {req.expires_at.isoformat()}",
+            return Conflict(
+                f"{req.id} expired at {req.expires_at.isoformat()}",
                 hint="Request it again to refresh the evidence.",
             )
         if evidence_hash(req.evidence) != req.evidence_hash:
-            raise Conflict(f"the stored evidence of {approval_id} no longer matches its hash")
-        if seen_evidence_hash != req.evidence_hash:
-            raise InvalidInput(
-                f"the evidence you saw ({seen_evidence_hash[:12]}…) is not the evidence on "
-                f"{approval_id} ({req.evidence_hash[:12]}…)",
-                hint=f"Review it again with `agent approvals show {approval_id}`.",
+            return Conflict(f"the stored evidence of {req.id} no longer matches its hash")
+        seen = req.evidence_hash if seen_evidence_hash is None else seen_evidence_hash
+        if seen != req.evidence_hash:
+            return InvalidInput(
+                f"the evidence you saw ({seen[:12]}…) is not the evidence on "
+                f"{req.id} ({req.evidence_hash[:12]}…)",
+                hint=f"Review it again with `agent approvals show {req.id}`.",
             )
         if approve and not req.is_rollback and self.policy.validation.require_human:
             human = req.evidence.get("human_validation") or {}
             if human.get("verdict") != "PASSED":
-                raise Conflict(
-                    f"{approval_id} waits for a human QATester's PASSED validation "
+                return Conflict(
+                    f"{req.id} waits for a human QATester's PASSED validation "
                     f"(policy validation.require_human; now: {human.get('verdict') or 'none'})",
                     hint=f"A QATester other than {req.requested_by} runs "
-                    f"`agent approvals validate {approval_id} --as NAME`.",
+                    f"`agent approvals validate {req.id} --as NAME`.",
                 )
+        return None
+
+    def _check(
+        self, approval_id: str, decider: Actor, seen_evidence_hash: str, *, approve: bool
+    ) -> ApprovalRequest:
+        req = self.get(approval_id)
+        exc = self.refusal(req, decider, approve=approve, seen_evidence_hash=seen_evidence_hash)
+        if exc is not None:
+            if req.status == ApprovalStatus.PENDING and self.clock() >= req.expires_at:
+                self._expire(approval_id, ApprovalStatus.PENDING)
+            raise exc
         return req
 
     # Execution ------------------------------------------------------------------------

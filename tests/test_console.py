@@ -175,3 +175,257 @@ def test_the_approval_page_shows_design_reviews_and_flags_unaudited_ones(rt, app
     assert "Add an &lt;age&gt; slice" in page  # escaped, as all evidence text
     assert "findings: no drift config" in page and "risks: thin holdout" in page
     assert 'class="bad">fedcba9876543210: not recorded by record_design_review' in page
+
+
+# The pages tell the truth ------------------------------------------------------------------
+def _report_output() -> dict:
+    """A monitor_report tool output (its schema), with values that must each show rounded."""
+    t0 = 1_767_000_000.0
+    slo = {
+        "version": "2", "requests": 412, "errors": 7, "server_errors": 7, "timeouts": 3,
+        "refused_at_edge": 19, "batch_requests": 5, "error_rate": 0.016990291262,
+        "p50_ms": 3.14159, "p95_ms": 12.71828, "p99_ms": 301.234567, "throughput_rps": 0.114,
+    }  # fmt: skip
+    timeline = [
+        {"start": t0 + 300 * i, "end": t0 + 300 * (i + 1), "requests": 30 + i, "errors": i % 2,
+         "error_rate": (i % 2) / (30 + i), "p50_ms": 3.0, "p95_ms": 10.0 + i, "p99_ms": 200.0 + 20 * i}
+        for i in range(12)
+    ]  # fmt: skip
+    perf = [
+        {"start": b["start"], "end": b["end"], "predictions": 30, "estimated_accuracy": 0.93,
+         "labels": 5, "realized_accuracy": 0.8}
+        for b in timeline
+    ]  # fmt: skip
+    version = {
+        "version": "2",
+        "served_earlier": False,
+        "answered_requests": 405,
+        "problems": [],
+        "slo": slo,
+        "timeline": timeline,
+        "performance_timeline": perf,
+        "data_drift": {
+            "status": "measured",
+            "current_rows": 405,
+            "drifted": 1,
+            "evaluated": 2,
+            "dataset_drift": True,
+            "drift_share": 0.5,
+            "columns": [
+                {
+                    "column": "mean radius",
+                    "status": "drift",
+                    "method": "ks",
+                    "score": 1.23456e-9,
+                    "threshold": 0.05,
+                    "drifted": True,
+                    "psi": 2.71828,
+                },
+                {
+                    "column": "mean texture",
+                    "status": "ok",
+                    "method": "ks",
+                    "score": 0.61803,
+                    "threshold": 0.05,
+                    "drifted": False,
+                    "psi": 0.0123,
+                },
+            ],
+        },  # fmt: skip
+        "prediction_drift": {"status": "ok", "method": "ks", "score": 0.4, "threshold": 0.05},
+        "estimated_performance": {
+            "status": "estimated",
+            "rows": 405,
+            "metrics": {"accuracy": 0.9387143117545749},
+        },  # fmt: skip
+        "realized_performance": {"status": "measured", "rows": 60, "metrics": {"accuracy": 0.8}},
+        "reference_profile": {"description": "captured at registration"},
+    }
+    earlier = {**version, "version": "1", "served_earlier": True,
+               "slo": {**slo, "version": "1", "requests": 77}}  # fmt: skip
+    report = {
+        "model_name": "m",
+        "environment": "production",
+        "window": {
+            "from": "2026-01-01T10:00:00+00:00",
+            "to": "2026-01-01T11:00:00+00:00",
+            "seconds": 3600,
+            "rows": 500,
+            "truncated": False,
+        },  # fmt: skip
+        "notes": [],
+        "versions": [version, earlier],
+        "policy": {
+            "digest": "ab" * 32,
+            "slo": {"latency_p99_ms": 250.0, "error_rate": 0.05},
+            "overrides": {},
+        },  # fmt: skip
+    }
+    stored = [
+        {"id": 9, "created_at": "2026-01-01T10:55:00+00:00", "severity": "critical",
+         "kind": "latency_p99", "version": "2", "message": "p99 too slow", "value": 301.2,
+         "threshold": 250.0, "action": "alert", "delivery": "stored"},
+        {"id": 4, "created_at": "2026-01-01T10:20:00+00:00", "severity": "warning",
+         "kind": "data_drift", "version": "2", "message": "1 of 2 features drifted",
+         "value": 0.5, "threshold": 0.5, "action": "alert", "delivery": "webhook HTTP 200"},
+    ]  # fmt: skip
+    return {"name": "m", "report": report, "alerts": [], "stored_alerts": stored}
+
+
+def _render_monitoring(out: dict) -> str:
+    from agents.server.console import _env
+    from agents.server.console_monitoring import monitoring_view
+
+    return _env.get_template("monitoring.html").render(
+        request_id="req-x", who="alice", csrf="c", name="m", m=monitoring_view(out)
+    )
+
+
+def test_the_monitoring_page_shows_every_field_of_the_report_rounded():
+    out = _report_output()
+    page = _render_monitoring(out)
+    slo = out["report"]["versions"][0]["slo"]
+    for field, shown in {
+        "requests": "412", "errors": "7", "server_errors": "7", "timeouts": "3",
+        "refused_at_edge": "19", "batch_requests": "5", "error_rate": "1.70 %",
+        "p50_ms": "3.1 ms", "p95_ms": "12.7 ms", "p99_ms": "301.2 ms",
+    }.items():  # fmt: skip
+        assert f'class="slo-{field}">{shown}<' in page, (field, slo[field])
+    assert "– / – / –" not in page and "0.9387143117545749" not in page
+    assert "accuracy 0.939 on 405 predictions" in page
+    # The stored alerts of the window, newest first, with their state.
+    assert page.index("p99 too slow") < page.index("1 of 2 features drifted")
+    assert "webhook HTTP 200" in page and "No alert was stored" not in page
+    # A version that served earlier in the window is shown, and said to be not live.
+    assert 'id="version-1"' in page and "served earlier in the window, not live now" in page
+    # Drifted features are marked; inline SVG plots with the SLO line, no external resources.
+    assert 'class="drifted"' in page and 'mean radius <b class="bad">DRIFT</b>' in page
+    for plot in ("latency", "errors", "volume", "drift", "performance"):
+        assert f'id="plot-{plot}-2"' in page
+    assert (
+        "p99 SLO 250 ms" in page
+        and "<script" not in page
+        and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    )
+    assert 'style="' not in page  # the CSP allows no inline style
+
+
+def test_the_monitoring_page_says_when_no_alert_was_stored():
+    out = {**_report_output(), "stored_alerts": []}
+    assert "No alert was stored in this window" in _render_monitoring(out)
+
+
+def test_a_heuristic_pass_reads_as_a_warning_and_the_honesty_line_adds_up():
+    from agents.server.views import approval_view
+
+    evidence = {
+        "candidate": {
+            "honesty": {
+                "implementation_status": "HEURISTIC",
+                "honesty_warning": "UNVALIDATED",
+                "accuracy_claim": "about 0.95",
+            }
+        },  # fmt: skip
+        "metrics": {"accuracy": 0.9612},
+        "dataset": {"rows": 114},
+        "gates": {
+            "passed": True,
+            "checks": [
+                {"name": "honesty", "passed": True, "warning": True, "message": "HEURISTIC"},
+                {"name": "accuracy", "passed": True, "message": "ok"},
+            ],
+        },  # fmt: skip
+        "validation": {"verdict": "PASSED", "evaluation_id": None},
+    }
+    a = {"id": "apr-00000001", "requested_by": "dana", "action": "promote_to_production",
+         "status": "pending", "evidence": evidence, "plan": {}}  # fmt: skip
+    v = approval_view(a, approvers=["alice", "bob"], require_human=True, policy_digest="",
+                      qa_evaluation=None, refusals={"approve": "x", "reject": None})  # fmt: skip
+    assert [g["state"] for g in v["gates"]] == ["pass with warning", "pass"]
+    assert v["gates"][0]["css"] == "warn" and v["gates_warned"]
+    line = v["honesty_line"]
+    assert line["css"] == "warn"
+    assert "automated QA PASSED" in line["text"] and "approval waits" in line["text"]
+    assert "registered as HEURISTIC / UNVALIDATED (labels the registrant set" in line["text"]
+    assert "claimed: about 0.95" in line["text"] and "accuracy 0.9612" in line["text"]
+    assert not v["may_approve"] and v["may_reject"]
+
+
+def test_no_approve_control_for_anyone_the_server_would_refuse(rt, app, tokens):
+    """dana asked (through an agent) for the rollback; carol is no approver; alice may.
+    The page draws the control from ApprovalService.refusal, the rule decide applies."""
+    req = _rollback_request(rt)
+    with _client(app) as c:
+        for who, may in (("dana", False), ("carol", False), ("alice", True)):
+            c.cookies.clear()
+            sign_in(c, tokens[who])
+            page = c.get(f"/console/approvals/{req.id}").text
+            assert (f'id="approve-{req.id}"' in page) is may, who
+            assert (f'id="reject-{req.id}"' in page) is may, who
+            if not may:
+                assert f'id="cannot-approve-{req.id}"' in page
+        # What the page hid, the server refuses: dana posting the form anyway gets a 403.
+        c.cookies.clear()
+        sign_in(c, tokens["dana"])
+        page = c.get(f"/console/approvals/{req.id}").text
+        why = re.search(
+            rf'id="cannot-approve-{req.id}">You cannot approve this request: ([^<]+)<', page
+        )[1]
+        form = {"csrf": _csrf(page), "evidence_hash": req.evidence_hash, "decision": "approve"}
+        r = c.post(f"/console/approvals/{req.id}/decide", data=form)
+        assert "not a listed approver" in why
+        assert r.status_code == 403 and "dana" in r.text and "approver" in r.text
+    assert rt.services.approvals.get(req.id).status == ApprovalStatus.PENDING
+
+
+def test_refusal_is_the_rule_decide_applies_and_changes_nothing(rt):
+    from core.errors import PermissionDenied
+
+    s = rt.services
+    evidence = {"rollback": {"name": "m", "from_versions": ["2"], "to_version": "1"}}
+    req = s.approvals.create("m", "1", evidence, s.policy.human("bob"), action=ROLLBACK)
+    agent = s.policy.agent("mlops-engineer", "alice")
+    for actor, words in (
+        (s.policy.human("bob"), "cannot decide it"),  # an approver, but the requester
+        (s.policy.human("carol"), "may not decide approvals"),
+        (agent, "only people can"),
+    ):
+        exc = s.approvals.refusal(req, actor, approve=True)
+        assert isinstance(exc, PermissionDenied) and words in exc.message
+        try:
+            s.approvals.decide(req.id, actor, approve=True, seen_evidence_hash=req.evidence_hash)
+        except PermissionDenied as raised:
+            assert raised.message == exc.message
+        else:
+            raise AssertionError(f"{actor.name} decided")
+    assert s.approvals.refusal(req, s.policy.human("alice"), approve=True) is None
+    assert s.approvals.get(req.id).status == ApprovalStatus.PENDING
+
+
+def test_the_outcome_of_a_canary_approval_reads_from_its_rollout():
+    from agents.server.views import outcome_view
+
+    a = {"id": "apr-0000000a", "status": "executed", "version": "2", "decided_by": "alice",
+         "executed_by": "workflow approval-executor for alice",
+         "execution": {"strategy": "canary", "rollout_id": 3, "revision": 5}}  # fmt: skip
+    dep = {"weights": {"1": 90.0, "2": 10.0},
+           "rollouts": [{"id": 3, "approval_id": "apr-0000000a", "strategy": "canary", "step": 1,
+                         "steps": [10.0, 50.0, 100.0], "weight": 10.0, "state": "active",
+                         "now": "v2 takes 10% of traffic"}]}  # fmt: skip
+    out = outcome_view(a, dep)
+    assert out["state"] == "rollout step 1 at 10 %"
+    assert "canary rollout #3 step 1/3 at 10 %" in out["text"] and "v1 90 %, v2 10 %" in out["text"]
+    failed = outcome_view({**a, "status": "approved"}, dep, {"reason": "gateway did not start"})
+    assert failed["state"] == "failed" and "gateway did not start" in failed["text"]
+    rejected = outcome_view({**a, "status": "rejected", "reason": "no"}, None)
+    assert "nothing was deployed" in rejected["text"]
+
+
+def test_the_html_report_prints_rounded_metrics_not_raw_dicts():
+    from core.monitoring.html import render_html
+
+    report = {**_report_output()["report"], "alerts": []}
+    html = render_html(report, {})
+    assert "{'" not in html and "0.9387143117545749" not in html
+    assert "estimated: accuracy 0.9387 (on 405 predictions)" in html
+    assert "measured: accuracy 0.8 (on 60 labels)" in html

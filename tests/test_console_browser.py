@@ -126,8 +126,9 @@ def test_non_approver_is_refused_and_a_post_without_csrf_is_refused(browser, ser
     carol = _page(browser, live)
     _sign_in(carol, tokens["carol"])
     carol.goto(f"/console/approvals/{aid}")
-    carol.click(f"#approve-{aid}")
-    assert "not a listed approver" in carol.locator("#error-message").inner_text()
+    # No Approve control for a non-approver: the page says why instead (the server's rule).
+    assert carol.locator(f"#approve-{aid}").count() == 0
+    assert "not a listed approver" in carol.locator(f"#cannot-approve-{aid}").inner_text()
 
     bob = _page(browser, live)
     _sign_in(bob, tokens["bob"])
@@ -142,3 +143,108 @@ def test_non_approver_is_refused_and_a_post_without_csrf_is_refused(browser, ser
     req = rt.services.approvals.get(aid)
     assert req.status == ApprovalStatus.PENDING and req.decided_by is None
     assert rt.services.deployments.count_revisions("breast-cancer-classifier") == 0
+
+
+def _console_errors(page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def _shot(page, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    keep = os.environ.get("MODELOPS_SCREENS")  # a folder to keep copies in, for a person
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+    assert shot.stat().st_size > 10_000 and _non_blank(shot)
+    return shot
+
+
+def test_canary_approval_monitoring_deployments_and_model_pages(
+    browser, served, registered, tmp_path
+):
+    from tests.test_monitoring_policy import _log
+
+    live, tokens = served
+    rt = registered["rt"]
+    name, (v1, v2) = registered["name"], registered["versions"]
+    s = rt.services
+    alice = s.policy.human("alice", authenticated=True)
+    first = request_promotion(registered, v1)["approval_id"]
+    evidence = s.approvals.get(first).evidence_hash
+    rt.dispatcher.call_or_raise(
+        alice, "decide_approval", {"approval_id": first, "approve": True, "evidence_hash": evidence}
+    )
+    rt.run_decided(first, alice)
+    canary = rt.dispatcher.call_or_raise(
+        s.policy.human("dana", authenticated=True),
+        "request_promotion",
+        {"name": name, "version": v2, "dataset": registered["holdout"],
+         "plan": {"strategy": "canary", "steps": [10, 50, 100]}},
+    )["approval_id"]  # fmt: skip
+
+    # The requester sees her request and no Approve control.
+    dana = _page(browser, live)
+    dana_errors = _console_errors(dana)
+    _sign_in(dana, tokens["dana"])
+    dana.goto(f"/console/approvals/{canary}")
+    assert dana.locator(f"#approve-{canary}").count() == 0
+    assert dana.locator(f"#cannot-approve-{canary}").is_visible()
+    _shot(dana, tmp_path, "approval-requester")
+
+    page = _page(browser, live)
+    errors = _console_errors(page)
+    _sign_in(page, tokens["alice"])
+    page.goto(f"/console/approvals/{canary}")
+    assert "canary 10% → 50% → 100%" in page.locator(f"#approval-{canary}").inner_text()
+    assert page.locator(f"#honesty-{canary}").is_visible()
+    _shot(page, tmp_path, "approval-canary")
+    page.click(f"#approve-{canary}")
+    recorded = page.locator("#recorded-outcome").inner_text()
+    assert recorded.startswith("rollout step 1 at 10 %"), recorded
+    _shot(page, tmp_path, "decided-canary")
+
+    # Traffic: v1 answers ordinary rows, v2 a drifted batch (every feature far off).
+    row = registered["row"]
+    _log(rt, name, v1, [row] * 60)
+    _log(rt, name, v2, [[x * 8 + 50 for x in row]] * 60)
+    rt.dispatcher.call_or_raise(alice, "check_monitoring", {"model_id": name})
+    want = rt.dispatcher.call_or_raise(alice, "monitor_report", {"model_id": name})
+    assert any(a["kind"] == "data_drift" for a in want["stored_alerts"])
+
+    page.goto(f"/console/models/{name}/monitoring")
+    for vr in want["report"]["versions"]:
+        card = page.locator(f"#version-{vr['version']}")
+        slo = vr["slo"]
+        assert card.locator(".slo-requests").inner_text() == str(slo["requests"])
+        assert card.locator(".slo-p99_ms").inner_text() == f"{slo['p99_ms']:.1f} ms"
+        assert card.locator(".slo-error_rate").inner_text() == f"{slo['error_rate'] * 100:.2f} %"
+        assert card.locator("figure.chart svg").count() >= 4
+    drifted = page.locator(f"#version-{v2} .drift-summary").inner_text()
+    assert "DATASET DRIFT" in drifted
+    assert page.locator("#stored-alerts").inner_text().count("data_drift") >= 1
+    _shot(page, tmp_path, "monitoring")
+
+    page.goto("/console/deployments")
+    dep = rt.dispatcher.call_or_raise(alice, "get_deployment", {"name": name})
+    for sv in dep["serving"]:
+        row_ = page.locator(f"#serving-{name}-production-{sv['version']}")
+        assert row_.locator(".weight").inner_text() == f"{sv['weight']:g} %"
+        assert row_.locator(".requests").inner_text() == str(sv["requests"])
+        shown = "–" if sv["p99_ms"] is None else f"{sv['p99_ms']:.1f} ms"
+        assert row_.locator(".p99").inner_text() == shown
+    _shot(page, tmp_path, "deployments")
+    page.goto(f"/console/deployments/{name}")
+    rollout_rows = [h for h in dep["history"] if h["action"] == "rollout"]
+    assert rollout_rows and all(h["approval_id"] == canary for h in rollout_rows)
+    assert canary in page.locator("#revisions").inner_text()
+    _shot(page, tmp_path, "deployment")
+
+    page.goto(f"/console/models/{name}")
+    assert "champion" in page.locator(f"#version-{v1} h2").inner_text()
+    assert page.locator(f"#version-{v1} .measured").count() >= 1
+    _shot(page, tmp_path, "model")
+    assert errors == [] and dana_errors == []

@@ -22,10 +22,12 @@ from core.errors import (
     NotFound,
 )
 from core.names import ModelName
+from core.serving.rollout import rollout_of_revision
 from policies.rbac import ActorKind
 from tools.approved import require_approved, served_version
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
+from tools.deployment_health import live_serving
 from tools.executor import complete_rollout, execute_promotion, rollback_production
 
 APPROVAL_ID = r"^apr-[0-9a-f]{8}$"
@@ -50,6 +52,12 @@ class DeploymentOutput(BaseModel):
     gateway: dict[str, Any]
     health: dict[str, Any] | None
     history: list[dict[str, Any]]
+    # Per live version: its traffic share, what the gateway's /health says of it, and its
+    # server outcomes in the prediction log over the monitoring window (edge refusals apart).
+    serving: list[dict[str, Any]] = []
+    # Every rollout of this deployment, newest first (a step revision's approval is its
+    # rollout's: see history[].approval_id and history[].rollout_id).
+    rollouts: list[dict[str, Any]] = []
 
 
 def gateway_health(url: str) -> dict[str, Any]:
@@ -78,6 +86,26 @@ def get_deployment(call: CallContext, args: DeploymentInput) -> DeploymentOutput
     health = gateway_health(gw["url"]) if gw.get("running") else None
     rev = st.revision
     rollout = deployments.rollouts.active(args.name, args.environment)
+    rollouts = deployments.rollouts.history(args.name, args.environment)
+    approval_of = {r.id: r.approval_id for r in rollouts}
+    history = []
+    for r in st.history:
+        rollout_id = rollout_of_revision(r.action, r.reason)
+        history.append(
+            {
+                "revision": r.revision,
+                "action": r.action,
+                "strategy": r.strategy,
+                "versions": r.live_versions,
+                "weights": r.weights(),
+                "shadow": r.shadow_versions,
+                "actor": r.actor,
+                "approval_id": r.approval_id or approval_of.get(rollout_id),
+                "rollout_id": rollout_id,
+                "reason": r.reason,
+                "at": r.created_at,
+            }
+        )
     return DeploymentOutput(
         name=st.model_name,
         environment=args.environment,
@@ -90,21 +118,9 @@ def get_deployment(call: CallContext, args: DeploymentInput) -> DeploymentOutput
         rollout=_rollout_dict(rollout) if rollout else None,
         gateway=gw,
         health=health,
-        history=[
-            {
-                "revision": r.revision,
-                "action": r.action,
-                "strategy": r.strategy,
-                "versions": r.live_versions,
-                "weights": r.weights(),
-                "shadow": r.shadow_versions,
-                "actor": r.actor,
-                "approval_id": r.approval_id,
-                "reason": r.reason,
-                "at": r.created_at,
-            }
-            for r in st.history
-        ],
+        history=history,
+        serving=live_serving(call.services, args.name, args.environment, rev, health),
+        rollouts=[_rollout_dict(r) for r in rollouts],
     )
 
 

@@ -357,3 +357,49 @@ def get_evaluation(call: CallContext, args: GetEvaluationInput) -> GetEvaluation
         markdown=(base / "evaluation.md").read_text(),
         artifacts=sorted(str(base / p.name) for p in base.iterdir()),
     )
+
+
+class ListEvaluationsInput(ToolInput):
+    name: ModelName
+    version: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
+    limit: int = Field(default=20, ge=1, le=200)
+
+
+class ListEvaluationsOutput(BaseModel):
+    evaluations: list[dict[str, Any]]
+
+
+@tool(permission="evaluation:read", side_effect="read")
+def list_evaluations(call: CallContext, args: ListEvaluationsInput) -> ListEvaluationsOutput:
+    """The evaluator's stored evaluations of a model (or one version), newest first: measured headline metrics, dataset digest and evaluation id."""
+    client = call.services.registry.client
+    experiment = client.get_experiment_by_name(EVAL_EXPERIMENT)
+    if experiment is None:
+        return ListEvaluationsOutput(evaluations=[])
+    # Names and versions are pattern-checked above, so they cannot break out of the quotes.
+    where = f"tags.model_name = '{args.name}'"
+    if args.version:
+        where += f" and tags.model_version = '{args.version}'"
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=where,
+        order_by=["attributes.start_time DESC"],
+        max_results=args.limit,
+    )
+    return ListEvaluationsOutput(
+        evaluations=[
+            {
+                "evaluation_id": r.info.run_id,
+                "version": r.data.tags.get("model_version"),
+                "status": r.info.status,
+                "started_at_ms": r.info.start_time,
+                "metrics": {k: r.data.metrics[k] for k in HEADLINE_METRICS if k in r.data.metrics},
+                "n": r.data.params.get("n"),
+                "dataset_sha256": r.data.tags.get("dataset_sha256"),
+                "dataset_path": r.data.tags.get("dataset_path"),
+                "comparison_verdict": r.data.tags.get("evaluation.comparison_verdict"),
+            }
+            for r in runs
+            if r.info.status == "FINISHED"
+        ]
+    )

@@ -69,8 +69,28 @@ class ReportInput(ToolInput):
 class ReportOutput(BaseModel):
     name: str
     report: dict[str, Any]
+    # What this report's numbers would raise now (check_monitoring stores them).
     alerts: list[dict[str, Any]]
+    # Alerts stored (by checks and the policy) inside the report's window, newest first,
+    # with what was done (action) and how they were delivered.
+    stored_alerts: list[dict[str, Any]] = []
     html_path: str | None = None
+
+
+def stored_alerts(services: Services, name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
+    from datetime import datetime, timedelta
+
+    from core.monitoring.alerts import AlertStore
+
+    w = report["window"]
+    return AlertStore(services.engine).list(
+        name,
+        limit=200,
+        environment=report["environment"],
+        since=datetime.fromisoformat(w["from"]),
+        # The window's ends are printed to the second; its last second is inside it.
+        until=datetime.fromisoformat(w["to"]) + timedelta(seconds=1),
+    )
 
 
 def rules_for(services: Services, name: str) -> dict[str, Any]:
@@ -144,15 +164,24 @@ def build(
         environment=args.environment,
         window_seconds=minutes * 60,
         overrides=overrides,
+        # A bare NAME asks what the environment saw: the live versions and any other that
+        # served in the window (marked served_earlier; it raises no new alert).
+        served_earlier="/" not in args.model_id and "@" not in args.model_id,
     )
     report["notes"] = notes + report["notes"]
     report["policy"] = {
         "digest": services.policy_digest,
         "declared": rules.get("declared"),
         "auto_rollback": rules.get("auto_rollback"),
+        "slo": rules.get("slo"),
         "overrides": overrides,
     }
-    report["alerts"] = [a for vr in report["versions"] for a in report_alerts(vr, rules, overrides)]
+    report["alerts"] = [
+        a
+        for vr in report["versions"]
+        if not vr.get("served_earlier")
+        for a in report_alerts(vr, rules, overrides)
+    ]
     return name, report, plots, rules
 
 
@@ -170,6 +199,7 @@ def monitor_report(call: CallContext, args: ReportInput) -> ReportOutput:
         name=name,
         report=report,
         alerts=report["alerts"],
+        stored_alerts=stored_alerts(services, name, report),
         html_path=str(out_path) if out_path else None,
     )
 

@@ -129,7 +129,7 @@ def _rid(request: Request) -> str | None:
 
 def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     """The app over ``runtime``'s services and dispatcher (the caller owns the runtime)."""
-    from agents.server import api, api_ops, chat, console
+    from agents.server import api, api_ops, chat, console, console_fleet, console_monitoring
 
     control = ControlPlane(runtime, config or ServerConfig())
     control.warm()
@@ -206,6 +206,8 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api_ops.router)
     app.include_router(console.router)
+    app.include_router(console_monitoring.router)
+    app.include_router(console_fleet.router)
     app.include_router(console.root_router)
     console.mount_static(app)
     _mount_webhook(app, control)

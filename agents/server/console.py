@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from agents.server.auth import Principal, seconds_left
 from agents.server.guards import ConsoleSession, same_secret
-from agents.server.plane import ControlPlane
+from agents.server.plane import AUDIT_READ, ControlPlane
 from agents.server.responses import ApiError
 from agents.server.views import approval_view
 
@@ -34,6 +34,7 @@ _PLOT = re.compile(r"^[a-z0-9_]{1,64}\.png$")
 _APPROVAL = re.compile(r"^apr-[0-9a-f]{8}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_FORM_BYTES = 16_000
+DECISION_ACTIONS = ("approvals.approve", "approvals.reject")  # other deciders' refusals
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -244,6 +245,7 @@ def _view(cp: ControlPlane, p: Principal, approval_id: str) -> dict[str, Any]:
         except ApiError as exc:
             qa_error = exc.message
     policy = cp.services.policy
+    deployment, failure = _after_decision(cp, p, a)
     return approval_view(
         a,
         approvers=policy.approvers(),
@@ -251,7 +253,50 @@ def _view(cp: ControlPlane, p: Principal, approval_id: str) -> dict[str, Any]:
         policy_digest=cp.services.policy_digest,
         qa_evaluation=qa,
         qa_error=qa_error,
+        refusals=refusals(cp, p, approval_id),
+        deployment=deployment,
+        failure=failure,
     )
+
+
+def refusals(cp: ControlPlane, p: Principal, approval_id: str) -> dict[str, str | None]:
+    """Why this person may not approve / reject the request now (None where they may),
+    from ``ApprovalService.refusal``: the rule the decision itself applies, read-only (the
+    caller has already read the request through ``get_approval``)."""
+    svc = cp.services.approvals
+    req = svc.get(approval_id)
+    out: dict[str, str | None] = {}
+    for key, approve in (("approve", True), ("reject", False)):
+        exc = svc.refusal(req, p.actor, approve=approve)
+        out[key] = None if exc is None else exc.message
+    return out
+
+
+def _after_decision(
+    cp: ControlPlane, p: Principal, a: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The deployment record and the latest failure the audit holds for a decided request."""
+    if a["status"] == "pending":
+        return None, None
+    deployment = None
+    try:
+        deployment = cp.tool(p, "get_deployment", {"name": a["model_name"]})
+    except ApiError as exc:
+        if exc.status not in (403, 404):
+            raise
+    failure = None
+    if a["status"] == "approved" and any(
+        cp.services.policy.authorize(p.actor, perm).allowed for perm in AUDIT_READ
+    ):
+        failure = next(
+            (
+                e
+                for e in cp.services.audit.entries(approval_id=a["id"], limit=50)
+                if e["outcome"] != "ok" and e["action"] not in DECISION_ACTIONS
+            ),
+            None,
+        )
+    return deployment, failure
 
 
 @router.get("/")
@@ -335,13 +380,14 @@ async def decide(request: Request, approval_id: str) -> Response:
     if status != 200:
         err = body["error"]
         raise ApiError(status, err["code"], err["message"], err.get("hint", ""))
-    approval = body["approval"]
+    view = await run_in_threadpool(_view, cp, p, approval_id)
     return render(
         request,
         "decided.html",
         who=p.name,
         csrf=session.csrf,
-        approval=approval,
+        approval=view["a"],
+        recorded=view["outcome"],
         audit_head=body.get("audit_head"),
         outcome=body["outcome"],
         outcome_error=body["outcome_error"],
@@ -364,108 +410,7 @@ def plot(request: Request, evaluation_id: str, file: str) -> Response:
     )
 
 
-# Models, deployments, audit ----------------------------------------------------------------
-@router.get("/models")
-def models_page(request: Request) -> Response:
-    p, session = _user(request)
-    models = _cp(request).tool(p, "list_models")["models"]
-    return render(request, "models.html", who=p.name, csrf=session.csrf, models=models)
-
-
-@router.get("/models/{name}")
-def model_page(request: Request, name: str) -> Response:
-    p, session = _user(request)
-    if not _NAME.match(name):
-        raise ApiError(404, "not_found", "no such model")
-    cp = _cp(request)
-    model = cp.tool(p, "get_model", {"name": name})
-    return render(
-        request,
-        "model.html",
-        who=p.name,
-        csrf=session.csrf,
-        model=model,
-        history=cp.alias_history(p, name),
-    )
-
-
-@router.get("/models/{name}/monitoring")
-def monitoring_page(request: Request, name: str, window_minutes: float | None = None) -> Response:
-    """The monitoring report of the model's live versions (the same data as the API's
-    GET /models/{name}/monitoring and `agent monitor report NAME --json`)."""
-    from agents.server.api_ops import monitoring_args
-
-    p, session = _user(request)
-    if not _NAME.match(name):
-        raise ApiError(404, "not_found", "no such model")
-    if window_minutes is not None and not 0 < window_minutes <= 7 * 24 * 60:
-        raise ApiError(422, "invalid_input", "window_minutes: between 0 and 7 days")
-    out = _cp(request).tool(
-        p, "monitor_report", monitoring_args(name, None, "production", window_minutes)
-    )
-    return render(
-        request,
-        "monitoring.html",
-        who=p.name,
-        csrf=session.csrf,
-        name=name,
-        r=out["report"],
-        alerts=out["alerts"],
-    )
-
-
-@router.get("/models/{name}/monitoring/report.html")
-def monitoring_report_html(
-    request: Request, name: str, window_minutes: float | None = None
-) -> Response:
-    """The report with its plots, as `agent monitor report NAME --html FILE` writes it (the
-    tool writes it to a new file under MODELOPS_HOME; it is read back and removed). Its own
-    CSP: inline PNG plots and the report's inline style, still no script."""
-    from agents.server.api_ops import monitoring_args
-
-    p, _session = _user(request)
-    if not _NAME.match(name):
-        raise ApiError(404, "not_found", "no such model")
-    if window_minutes is not None and not 0 < window_minutes <= 7 * 24 * 60:
-        raise ApiError(422, "invalid_input", "window_minutes: between 0 and 7 days")
-    cp = _cp(request)
-    scratch = cp.services.settings.home_dir / "console-reports"
-    scratch.mkdir(exist_ok=True)
-    target = scratch / f"{secrets.token_hex(8)}.html"
-    args = {**monitoring_args(name, None, "production", window_minutes), "html_path": str(target)}
-    try:
-        cp.tool(p, "monitor_report", args)
-        html = target.read_text()
-    finally:
-        target.unlink(missing_ok=True)
-    headers = {
-        **SECURITY_HEADERS,
-        "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
-    }
-    return HTMLResponse(html, headers=headers)
-
-
-@router.get("/deployments")
-def deployments_page(request: Request) -> Response:
-    p, session = _user(request)
-    cp = _cp(request)
-    rows = []
-    for environment in ("production", "staging"):
-        for name in cp.tool(p, "list_deployments", {"environment": environment})["deployments"]:
-            rows.append(cp.tool(p, "get_deployment", {"name": name, "environment": environment}))
-    return render(request, "deployments.html", who=p.name, csrf=session.csrf, deployments=rows)
-
-
-@router.get("/deployments/{name}")
-def deployment_page(request: Request, name: str, environment: str = "production") -> Response:
-    p, session = _user(request)
-    if not _NAME.match(name) or environment not in ("production", "staging"):
-        raise ApiError(404, "not_found", "no such deployment")
-    d = _cp(request).tool(p, "get_deployment", {"name": name, "environment": environment})
-    return render(request, "deployment.html", who=p.name, csrf=session.csrf, d=d)
-
-
+# Audit (models and deployments: console_fleet.py) ---------------------------------------
 @router.get("/audit/{name}/{version}")
 def trail_page(request: Request, name: str, version: str) -> Response:
     p, session = _user(request)

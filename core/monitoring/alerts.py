@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, select
@@ -73,13 +74,27 @@ class AlertStore:
                 row.delivery = delivery[:256]
 
     def list(
-        self, model_name: str | None = None, *, limit: int = 50, kind: str | None = None
+        self,
+        model_name: str | None = None,
+        *,
+        limit: int = 50,
+        kind: str | None = None,
+        environment: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
+        """Stored alerts, newest first (optionally of one environment and time window)."""
         q = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit)
         if model_name:
             q = q.where(AlertRow.model_name == model_name)
         if kind:
             q = q.where(AlertRow.kind == kind)
+        if environment:
+            q = q.where(AlertRow.environment == environment)
+        if since is not None:
+            q = q.where(AlertRow.created_at >= since)
+        if until is not None:
+            q = q.where(AlertRow.created_at <= until)
         with Session(self.engine) as s:
             return [_as_dict(r) for r in s.scalars(q)]
 

@@ -325,6 +325,14 @@ def _verdict(out: ColumnDrift, cfg: DriftConfig) -> ColumnDrift:
     return out
 
 
+def threshold_ratio(method: str, score: float, threshold: float) -> float:
+    """A score relative to its threshold such that above 1 is always drift: p-values drift
+    below their threshold (threshold / score), distances above it (score / threshold)."""
+    if method in P_VALUE_METHODS:
+        return threshold / max(score, 1e-12)
+    return score / threshold if threshold else 0.0
+
+
 def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 

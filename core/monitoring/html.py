@@ -1,4 +1,6 @@
-"""A self-contained HTML monitoring report: tables plus PNG plots (matplotlib, inline)."""
+"""A self-contained HTML monitoring report: tables plus PNG plots (matplotlib, inline).
+Numbers are rounded for reading (4 significant digits, shares as percentages) and a metric
+set prints as ``name value`` pairs, never as a Python dict."""
 
 from __future__ import annotations
 
@@ -34,7 +36,11 @@ def _histograms(features: dict[str, Any], drift: dict[str, dict[str, Any]]) -> s
         return "<p>No numeric feature values in the window to plot.</p>"
     cols = 3
     rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(12, 2.6 * rows), squeeze=False)
+    # Constrained layout leaves room for each title above its own axes (tight bounding boxes
+    # alone let a title run into the tick labels of the row above).
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(12, 3.0 * rows), squeeze=False, layout="constrained"
+    )
     for ax, name in zip(axes.flat, names, strict=False):
         ref, cur = features[name]
         ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
@@ -59,16 +65,11 @@ def _drift_scores(scores: list[tuple]) -> str:
 
     if not scores:
         return "<p>No drift scores (too little data in the window).</p>"
-    fig, ax = plt.subplots(figsize=(12, max(2.0, 0.25 * len(scores))))
+    fig, ax = plt.subplots(figsize=(12, max(2.0, 0.25 * len(scores))), layout="constrained")
     names = [s[0] for s in scores]
-    # p-values drift below their threshold, distances above: plot score / threshold for the
-    # distances and threshold / score for p-values, so "above 1" always means drift.
-    ratios = []
-    for _, score, thr, method, _ in scores:
-        if method in ("ks", "chisquare", "z"):
-            ratios.append(thr / max(score, 1e-12))
-        else:
-            ratios.append(score / thr if thr else 0.0)
+    from core.monitoring.drift import threshold_ratio
+
+    ratios = [threshold_ratio(method, score, thr) for _, score, thr, method, _ in scores]
     colors = ["crimson" if s[4] else "steelblue" for s in scores]
     ax.barh(names, [min(r, 10) for r in ratios], color=colors)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
@@ -80,7 +81,7 @@ def _drift_scores(scores: list[tuple]) -> str:
 def _latency(timelines: dict[str, list[dict[str, Any]]]) -> str:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 3))
+    fig, ax = plt.subplots(figsize=(12, 3), layout="constrained")
     plotted = False
     for version, buckets in timelines.items():
         xs = [datetime.fromtimestamp(b["start"], UTC) for b in buckets if b["p99_ms"] is not None]
@@ -168,7 +169,9 @@ def render_html(report: dict[str, Any], plots: dict[str, dict[str, Any]]) -> str
         est = vr.get("estimated_performance", {})
         parts.append(
             f"<h3>Estimated performance ({e(est.get('implementation_status', ''))})</h3>"
-            f"<p>{e(str(est.get('status')))}: {e(str(est.get('metrics', est.get('reason', ''))))}</p>"
+            f"<p>{e(str(est.get('status')))}: "
+            f"{_metrics(est.get('metrics')) or e(str(est.get('reason', '')))}"
+            f"{_rows(est.get('rows'), 'predictions')}</p>"
             "<ul>"
             + "".join(
                 f"<li>{e(a)}</li>" for a in est.get("assumptions", []) + est.get("warnings", [])
@@ -176,7 +179,12 @@ def render_html(report: dict[str, Any], plots: dict[str, dict[str, Any]]) -> str
             + "</ul>"
         )
         real = vr.get("realized_performance", {})
-        parts.append(f"<h3>Realized performance</h3><p>{e(str(real))}</p>")
+        parts.append(
+            f"<h3>Realized performance</h3><p>{e(str(real.get('status')))}: "
+            f"{_metrics(real.get('metrics')) or e(str(real.get('reason', 'no labels yet')))}"
+            f"{_rows(real.get('rows'), 'labels')}</p>"
+            + (f"<p><em>{e(real['note'])}</em></p>" if real.get("note") else "")
+        )
     parts.append("<h2>Latency over time</h2>")
     parts.append(
         _latency(
@@ -189,7 +197,10 @@ def render_html(report: dict[str, Any], plots: dict[str, dict[str, Any]]) -> str
     if report.get("alerts"):
         parts.append(
             "<h2>Alerts</h2><ul>"
-            + "".join(f"<li>{e(a['message'])}</li>" for a in report["alerts"])
+            + "".join(
+                f"<li>[{e(str(a.get('severity')))}] {e(str(a.get('kind')))}: {e(a['message'])}</li>"
+                for a in report["alerts"]
+            )
             + "</ul>"
         )
     parts.append("</body></html>")
@@ -202,3 +213,14 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return html.escape(str(v))
+
+
+def _metrics(metrics: Any) -> str:
+    """``accuracy 0.9387, f1 0.95``: a metric set as a reader wants it."""
+    if not isinstance(metrics, dict) or not metrics:
+        return ""
+    return ", ".join(f"{html.escape(str(k))} {_fmt(v)}" for k, v in metrics.items())
+
+
+def _rows(n: Any, what: str) -> str:
+    return f" (on {n} {what})" if isinstance(n, int) and n else ""

@@ -10,7 +10,7 @@ import numpy as np
 from core.monitoring.drift import CATEGORICAL, NUMERIC, DriftConfig, dataset_drift
 from core.monitoring.performance import estimate_performance, realized_performance
 from core.monitoring.profile import ReferenceProfile
-from core.monitoring.slo import timeline, version_slo
+from core.monitoring.slo import TIMELINE_BUCKETS, bucket_index, timeline, version_slo
 from core.monitoring.window import LogWindow, decode_features, decode_outputs, numeric_column
 
 PLOT_VALUES = 5000  # current values kept per feature for the HTML histograms
@@ -88,6 +88,9 @@ def version_report(
     out: dict[str, Any] = {"version": version, "answered_requests": len(rows), "problems": []}
     plots: dict[str, Any] = {"features": {}, "timeline": timeline(window, version)}
     out["slo"] = version_slo(window, version)
+    # The buckets travel in the report itself, so every reader (the console's plots, the
+    # CLI's --json) draws from the same object.
+    out["timeline"] = plots["timeline"]
     preds, probas = decode_outputs(window.output, rows)
     if profile is None:
         out["data_drift"] = {"status": "no_reference_profile"}
@@ -116,6 +119,7 @@ def version_report(
         min_rows=int(rules.get("drift", {}).get("min_rows", 30)),
     )  # fmt: skip
     out["realized_performance"] = _realized(window, rows, preds, feedback or [])
+    out["performance_timeline"] = performance_timeline(window, rows, feedback or [])
     plots["drift_scores"] = [
         (c["column"], c["score"], c["threshold"], c["method"], c["drifted"])
         for c in out.get("data_drift", {}).get("columns", [])
@@ -170,3 +174,40 @@ def _realized(
             y_pred.append(pred)
             y_true.append(label)
     return realized_performance(y_pred, y_true, unknown_ids=unknown)
+
+
+def performance_timeline(
+    window: LogWindow,
+    rows: list[int],
+    feedback: list[dict[str, Any]],
+    buckets: int = TIMELINE_BUCKETS,
+) -> list[dict[str, Any]]:
+    """Per time bucket (the SLO timeline's buckets): the estimated accuracy (HEURISTIC, from
+    the answers' probabilities) beside the realized one (labels joined by prediction id)."""
+    edges = np.linspace(window.since, window.until, buckets + 1)
+    idx = bucket_index(window, buckets)
+    labels = {fb["prediction_id"]: fb["label"] for fb in feedback if fb.get("label") is not None}
+    out = []
+    for b in range(buckets):
+        in_bucket = [i for i in rows if idx[i] == b]
+        _, probas = decode_outputs(window.output, in_bucket)
+        est = estimate_performance(probas, min_rows=1) if probas else {}
+        y_pred, y_true = [], []
+        for i in in_bucket:
+            rid = window.request_id[i]
+            pred = (window.output[i] or {}).get("prediction")
+            if rid in labels and not isinstance(pred, list):
+                y_pred.append(pred)
+                y_true.append(labels[rid])
+        real = realized_performance(y_pred, y_true)
+        out.append(
+            {
+                "start": float(edges[b]),
+                "end": float(edges[b + 1]),
+                "predictions": len(probas),
+                "estimated_accuracy": (est.get("metrics") or {}).get("accuracy"),
+                "labels": len(y_true),
+                "realized_accuracy": (real.get("metrics") or {}).get("accuracy"),
+            }
+        )
+    return out

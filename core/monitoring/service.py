@@ -126,8 +126,12 @@ class MonitoringService:
         window_seconds: float = 3600.0,
         overrides: dict[str, Any] | None = None,
         until: float | None = None,
+        served_earlier: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The report of each version over the window, and the data its plots draw."""
+        """The report of each version over the window, and the data its plots draw. With
+        ``served_earlier``, also every other version that answered requests in the window
+        (after the ones asked for, each marked ``served_earlier``): a version rolled back
+        an hour ago is part of what the window saw."""
         window = read_window(
             self.engine, model_name, environment=environment, seconds=window_seconds, until=until
         )
@@ -153,7 +157,20 @@ class MonitoringService:
                 f"the prediction log holds no requests for {model_name} on {environment} in the window"
             )
         plots: dict[str, Any] = {}
-        for version in versions:
+        asked = [str(v) for v in versions]
+        extra = (
+            sorted(
+                {
+                    v
+                    for v, r in zip(window.version, window.role, strict=True)
+                    if v and r != "shadow" and v not in asked
+                },
+                key=lambda v: (int(v), v) if v.isdigit() else (1 << 60, v),
+            )
+            if served_earlier
+            else []
+        )
+        for version in asked + extra:
             try:
                 info = self.reader.get(model_name, version)
             except NotFound as exc:
@@ -163,6 +180,7 @@ class MonitoringService:
             vr, plot = version_report(
                 window, profile, info.version, rules=rules, overrides=overrides, feedback=feedback
             )
+            vr["served_earlier"] = version in extra
             vr["reference_profile"] = {
                 "description": described,
                 "source": profile.source if profile else None,

@@ -78,6 +78,12 @@ def version_slo(window: LogWindow, version: str) -> dict[str, Any]:
     }
 
 
+def bucket_index(window: LogWindow, buckets: int = TIMELINE_BUCKETS) -> np.ndarray:
+    """The time bucket of every row of the window (equal-width buckets over the window)."""
+    edges = np.linspace(window.since, window.until, buckets + 1)
+    return np.clip(np.searchsorted(edges, window.ts, side="right") - 1, 0, buckets - 1)
+
+
 def timeline(
     window: LogWindow, version: str | None = None, buckets: int = TIMELINE_BUCKETS
 ) -> list[dict[str, Any]]:
@@ -86,9 +92,9 @@ def timeline(
     m = window.mask(version) if version is not None else np.ones(len(window), dtype=bool)
     m &= server_outcomes(window.status)
     single = _single_rows(window, m)
-    ts, lat, status = window.ts, window.latency_ms, window.status
+    lat, status = window.latency_ms, window.status
     edges = np.linspace(window.since, window.until, buckets + 1)
-    idx = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, buckets - 1)
+    idx = bucket_index(window, buckets)
     out = []
     for b in range(buckets):
         sel = m & (idx == b)

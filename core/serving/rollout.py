@@ -9,6 +9,7 @@ this module records the approval id it was given.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +137,21 @@ def routes_at(
     if strategy == "blue-green":
         return [*baseline, candidate.model_copy(update={"weight": 0.0, "role": "standby"})]
     return [*baseline, candidate.model_copy(update={"weight": 0.0, "role": "shadow", "slot": None})]
+
+
+_STEP_NOTE = re.compile(r"^rollout #([0-9]+) step [0-9]+/[0-9]+: ")
+
+
+def step_note(rollout_id: int, step: int, steps: int) -> str:
+    """How a rollout step's revision reason begins (``rollout_of_revision`` reads it back)."""
+    return f"rollout #{rollout_id} step {step + 1}/{steps}: "
+
+
+def rollout_of_revision(action: str, reason: str) -> int | None:
+    """The rollout a revision was written by (its step revisions carry no approval id of
+    their own: the rollout holds it), or None."""
+    m = _STEP_NOTE.match(reason or "") if action == "rollout" else None
+    return int(m[1]) if m else None
 
 
 class RolloutService:
@@ -356,7 +372,7 @@ class RolloutService:
         routes = routes_at(row.strategy, baseline, candidate, weight)
         final = step == len(row.steps) - 1
         strategy = row.strategy if not (final and row.strategy == "shadow") else "direct"
-        note = f"rollout #{row.id} step {step + 1}/{len(row.steps)}: " + Rollout.describe_step(
+        note = step_note(row.id, step, len(row.steps)) + Rollout.describe_step(
             self._model(s, row), weight
         )
         rev = self.deployments.append_revision(
