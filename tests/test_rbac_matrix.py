@@ -387,7 +387,8 @@ def test_internal_step_reaches_only_a_workflow_holding_its_permission(
 @pytest.mark.parametrize("person", PERSON_PER_ROLE)
 def test_agent_path(rt, scripted_llm: ScriptedOpenAIServer, person: str, profile: str) -> None:
     """One run per profile and person of each role: the model calls the whole catalog and
-    the internal steps at once; each result is what the effective rights say."""
+    the internal steps (in as few replies as the policy allows); each result is what the
+    effective rights say."""
     from core.errors import PermissionDenied
 
     role = ROLES["profiles"][profile]["role"]
@@ -402,9 +403,18 @@ def test_agent_path(rt, scripted_llm: ScriptedOpenAIServer, person: str, profile
         return
     # Tools without sample arguments fail their own tests; the model calls all the others.
     names = sorted(t for t in {**CATALOG, **INTERNAL_TOOLS} if SAMPLES[t] is not None)
-    scripted_llm.enqueue_tool_calls(
-        [{"name": t, "arguments": SAMPLES[t], "id": f"call-{t}"} for t in names]
-    )
+    # In replies the policy's agents: bounds allow (tests/test_agent_tool_limits.py tests
+    # them); the whole catalog must fit one run, or this test needs a policy with more.
+    bounds = policy.agents
+    assert len(names) <= bounds.max_tool_calls_per_run, "raise agents: in this module's policy"
+    per_reply = bounds.max_tool_calls_per_reply
+    for start in range(0, len(names), per_reply):
+        scripted_llm.enqueue_tool_calls(
+            [
+                {"name": t, "arguments": SAMPLES[t], "id": f"call-{t}"}
+                for t in names[start : start + per_reply]
+            ]
+        )
     scripted_llm.enqueue_text("done")
 
     result = agent_system(rt).run(profile, "call everything", user=person)
