@@ -76,6 +76,10 @@ class Tool:
     also_requires: Callable[[Any], str | None] | None = None
     # Only people call it (agents and workflow principals are refused by the dispatcher).
     people_only: bool = False
+    # A rule about who may make this call that depends on stored facts rather than on a role
+    # (separation of duties: no review of your own version). ``guard(call, args)`` returns
+    # the reason to refuse, or None; the dispatcher audits a refusal as denied.
+    guard: Callable[[Any, Any], str | None] | None = None
 
     def extra_permission(self, args: ToolInput) -> str | None:
         """The further permission this call needs, if any."""
@@ -107,14 +111,16 @@ def tool(
     internal: bool = False,
     also_requires: Callable[[Any], str | None] | None = None,
     people_only: bool = False,
+    guard: Callable[[Any, Any], str | None] | None = None,
 ) -> Callable[[Callable[..., BaseModel]], Callable[..., BaseModel]]:
     """Register ``func(call, args: InputModel) -> OutputModel`` as a tool named after the function.
 
     The first line of the docstring is the description the LLM sees. ``permission`` is what
     every call needs (and what decides whether an LLM is shown the tool); ``also_requires``
     names a further permission that depends on the arguments; ``people_only`` refuses every
-    caller that is not a person. The dispatcher checks all three: a tool never refuses a
-    caller for a permission it did not declare.
+    caller that is not a person; ``guard`` refuses a caller by a rule over stored facts. The
+    dispatcher checks them all before the tool runs: a tool never refuses a caller for a
+    permission it did not declare.
     """
 
     def register(func: Callable[..., BaseModel]) -> Callable[..., BaseModel]:
@@ -135,6 +141,7 @@ def tool(
             func,
             also_requires,
             people_only,
+            guard,
         )
         return func
 

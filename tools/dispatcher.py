@@ -118,7 +118,8 @@ class Dispatcher:
         # What these arguments need beyond the base permission (production, a person), decided
         # here and not inside the tool: a refusal is audited as denied, never as an allowed
         # call whose outcome happens to be permission_denied.
-        permission, refusal = self._further(actor, tool, payload)
+        call = CallContext(self.services, actor, self)
+        permission, refusal = self._further(call, tool, payload)
         if refusal is not None:
             reason, hint = refusal
             audit.append(
@@ -155,7 +156,7 @@ class Dispatcher:
                 audit.complete(intent, actor, name, permission, outcome, full, reason=reason)
 
         try:
-            output = tool.func(CallContext(self.services, actor, self), payload)
+            output = tool.func(call, payload)
         except ModelOpsError as exc:
             record(exc.code, exc.message)
             return ToolResult(ok=False, tool=name, error=ToolError(**exc.to_dict()))
@@ -173,10 +174,11 @@ class Dispatcher:
         return ToolResult(ok=True, tool=name, output=dumped)
 
     def _further(
-        self, actor: Actor, tool: Tool, payload: Any
+        self, call: CallContext, tool: Tool, payload: Any
     ) -> tuple[str, tuple[str, str] | None]:
         """The permission this call is audited under (the base one, or the further one these
         arguments need) and, if refused, (reason, hint)."""
+        actor = call.actor
         extra = tool.extra_permission(payload)
         permission = extra or tool.permission
         if tool.people_only and actor.kind != ActorKind.HUMAN:
@@ -188,6 +190,10 @@ class Dispatcher:
             decision = self.services.policy.authorize(actor, extra)
             if not decision.allowed:
                 return permission, (decision.reason, _ROLES_HINT)
+        if tool.guard is not None:
+            reason = tool.guard(call, payload)
+            if reason is not None:
+                return permission, (reason, "Ask someone else to make this call.")
         return permission, None
 
     def call_or_raise(

@@ -96,8 +96,11 @@ def approval_view(
     qa_error: str | None = None,
 ) -> dict[str, Any]:
     """Everything an approver needs for one request, at a glance."""
+    from tools.authorship import review_evidence
+
     ev = approval.get("evidence") or {}
     rollback = ev.get("rollback")
+    reviews, self_reviews = review_evidence(ev, approval["requested_by"])
     headline, other = metric_rows(ev) if not rollback else ([], [])
     human = ev.get("human_validation")
     validation = ev.get("validation")
@@ -127,7 +130,9 @@ def approval_view(
         "gates_passed": (ev.get("gates") or {}).get("passed"),
         "validation": validation,
         "human_validation": human,
-        "design_reviews": ev.get("design_reviews") or [],
+        # A review by the requester (or the registrant) is shown apart, never as evidence.
+        "design_reviews": reviews,
+        "self_reviews": self_reviews,
         "fairness": fairness_view(qa_evaluation.get("report") if qa_evaluation else None)
         if validation
         else {"available": False, "why": "no QA evaluation on record"},
