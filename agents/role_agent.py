@@ -96,9 +96,8 @@ class AgentState(TypedDict, total=False):
     max_steps: int
     calls: list[dict[str, Any]]
     hops: list[dict[str, Any]]
-    status: (
-        str  # running | done | pending_approval | max_steps | llm_error | unsupported | tool_limit
-    )
+    # running | done | pending_approval | max_steps | llm_error | unsupported | tool_limit
+    status: str
     answer: str
     pending_approval: dict[str, Any] | None
     error: dict[str, str] | None
@@ -345,14 +344,15 @@ class RoleAgentGraph:
         if per_reply:
             answer = (
                 f"Stopped: the model asked for {asked} tool calls in one reply; the policy "
-                f"allows {budget.per_reply} per reply ({where} in the pinned policy). The first {made} ran; the "
-                f"other {asked - made} were not made."
+                f"allows {budget.per_reply} per reply ({where} in the pinned policy). "
+                f"The first {made} ran; the other {asked - made} were not made."
             )
         else:
             answer = (
                 f"Stopped: this run reached its limit of {budget.per_run} tool calls "
-                f"({where} in the pinned policy; hand-offs count within the run). The model's last reply asked for "
-                f"{asked}; {made} of them ran, the other {asked - made} were not made."
+                f"({where} in the pinned policy; hand-offs count within the run). The "
+                f"model's last reply asked for {asked}; {made} of them ran, the other "
+                f"{asked - made} were not made."
             )
         hint = (
             "The limit is set in the pinned policy (`agent policy show`: roles.yaml, section "
