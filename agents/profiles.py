@@ -40,6 +40,10 @@ class ToolSummary:
     permission: str
     side_effect: str
     description: str
+    # Refused to agents by the dispatcher whatever their role (``@tool(people_only=True)``).
+    # A tool's argument-dependent ``also_requires`` is code, not read here: listings go by the
+    # base permission, as ``Dispatcher.tools_for`` does.
+    people_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def _tool_modules() -> list[str]:
     raise RuntimeError("tools/base.py has no load_catalog(); cannot list tools statically")
 
 
-def _decorator_kwargs(func: ast.FunctionDef) -> dict[str, str] | None:
+def _decorator_kwargs(func: ast.FunctionDef) -> dict[str, Any] | None:
     for dec in func.decorator_list:
         if isinstance(dec, ast.Call) and isinstance(dec.func, ast.Name) and dec.func.id == "tool":
             return {
@@ -136,6 +140,7 @@ def static_catalog() -> dict[str, ToolSummary]:
                 permission=kwargs["permission"],
                 side_effect=kwargs["side_effect"],
                 description=doc.splitlines()[0] if doc else node.name,
+                people_only=kwargs.get("people_only") is True,
             )
     return catalog
 

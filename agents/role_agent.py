@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypedDict
 
 from core.errors import ExternalServiceError, InvalidInput, PermissionDenied, exit_code_for
-from policies.rbac import Actor
+from policies.rbac import Actor, AgentRules
 from tools.base import ToolResult
 from tools.dispatcher import Dispatcher
 
@@ -36,6 +36,11 @@ OK_STATUSES = ("done", "pending_approval")
 # phrasing); the error code of a writing call a dry run did not make.
 NEEDS_LLM_EXIT = 5
 DRY_RUN = "dry_run"
+# A run stopped by the policy's bound on tool calls (``agents:`` in roles.yaml): its status,
+# its audit action, and the code of each call past the limit (answered, never made).
+TOOL_LIMIT = "tool_limit"
+TOOL_LIMIT_ACTION = "agent.tool_limit"
+NOT_RUN = "not_run"
 
 Event = dict[str, Any]
 
@@ -91,13 +96,35 @@ class AgentState(TypedDict, total=False):
     max_steps: int
     calls: list[dict[str, Any]]
     hops: list[dict[str, Any]]
-    status: str  # running | done | pending_approval | max_steps | llm_error | unsupported
+    # running | done | pending_approval | max_steps | llm_error | unsupported | tool_limit
+    status: str
     answer: str
     pending_approval: dict[str, Any] | None
     error: dict[str, str] | None
 
 
 HandoffFn = Callable[["RunContext", AgentState, str, str], tuple[ToolResult, "dict | None"]]
+
+
+@dataclass
+class ToolBudget:
+    """Tool calls left to one top-level run: shared by its hand-offs (the same object rides in
+    every sub-run's context), so a chain of agents is bounded as a whole."""
+
+    per_reply: int
+    per_run: int
+    used: int = 0
+    # Why the run stopped ({answer, hint}), once a run of the chain hit a bound: every run of
+    # the chain then stops with it, and it is audited once, by the run that hit it.
+    stop: dict[str, str] | None = None
+
+    @classmethod
+    def from_rules(cls, rules: AgentRules) -> ToolBudget:
+        return cls(rules.max_tool_calls_per_reply, rules.max_tool_calls_per_run)
+
+
+def _default_budget() -> ToolBudget:
+    return ToolBudget.from_rules(AgentRules())
 
 
 @dataclass
@@ -116,6 +143,8 @@ class RunContext:
     handoff_targets: list[str] = field(default_factory=list)
     # A dry run makes no call that writes (nor a hand-off): each is answered "dry_run".
     dry_run: bool = False
+    # The policy's bound on tool calls (AgentSystem passes the pinned policy's ``agents``).
+    budget: ToolBudget = field(default_factory=_default_budget)
 
     def emit(self, event: Event) -> None:
         if self.on_event is not None:
@@ -237,12 +266,26 @@ class RoleAgentGraph:
         calls, hops = list(state.get("calls", [])), list(state.get("hops", []))
         results: list[dict[str, Any]] = []
         pending: dict[str, Any] | None = None
-        for tc in state["messages"][-1].get("tool_calls", []):
+        budget = ctx.budget
+        asked = state["messages"][-1].get("tool_calls", [])
+        limit: dict[str, Any] | None = None  # set when the run stops at the policy's bound
+        for index, tc in enumerate(asked):
             name, raw = tc["function"]["name"], tc["function"]["arguments"] or "{}"
             if pending is not None:
                 # The run stops at the approval; later calls in the same reply are not made.
                 results.append(_tool_message(tc["id"], _skipped(name)))
                 continue
+            if limit is None and (
+                budget.stop is not None
+                or index >= budget.per_reply
+                or budget.used >= budget.per_run
+            ):
+                limit = self._stop_at_limit(ctx, state, asked=len(asked), made=index)
+            if limit is not None:
+                # Past the bound: answered (the transcript stays valid), never made.
+                results.append(_tool_message(tc["id"], _not_run(name, limit["answer"])))
+                continue
+            budget.used += 1
             ctx.emit(
                 {
                     "type": "tool_call",
@@ -265,12 +308,21 @@ class RoleAgentGraph:
                 hops.append(hop)
                 if hop.get("status") == "pending_approval":
                     pending = hop.get("pending_approval")
+                elif hop.get("status") == TOOL_LIMIT and limit is None:
+                    # The hand-off spent the run's budget: the whole run stops there.
+                    limit = self._stop_at_limit(ctx, state, asked=len(asked), made=index + 1)
             if is_pending_promotion(result):
                 pending = result.output
             calls.append(_call_record(tc["id"], name, raw, result, ctx.actor.name, depth))
             ctx.emit({"type": "tool_result", **calls[-1]})
             results.append(_tool_message(tc["id"], result))
         update: AgentState = {"messages": results, "calls": calls, "hops": hops}
+        if limit is not None and pending is None:
+            update.update(
+                status=TOOL_LIMIT,
+                answer=limit["answer"],
+                error={"code": TOOL_LIMIT, "message": limit["answer"], "hint": limit["hint"]},
+            )
         if pending is not None:
             update.update(
                 status="pending_approval",
@@ -278,6 +330,56 @@ class RoleAgentGraph:
                 answer=pending_answer(pending),
             )
         return update
+
+    def _stop_at_limit(
+        self, ctx: RunContext, state: AgentState, *, asked: int, made: int
+    ) -> dict[str, Any]:
+        """Why the run stops at the policy's bound on tool calls, audited once per top-level
+        run (a hand-off that hit it already wrote the row, and its reason holds here too)."""
+        budget = ctx.budget
+        if budget.stop is not None:
+            return budget.stop
+        per_reply = made >= budget.per_reply
+        where = "agents.max_tool_calls_per_reply" if per_reply else "agents.max_tool_calls_per_run"
+        if per_reply:
+            answer = (
+                f"Stopped: the model asked for {asked} tool calls in one reply; the policy "
+                f"allows {budget.per_reply} per reply ({where} in the pinned policy). "
+                f"The first {made} ran; the other {asked - made} were not made."
+            )
+        else:
+            answer = (
+                f"Stopped: this run reached its limit of {budget.per_run} tool calls "
+                f"({where} in the pinned policy; hand-offs count within the run). The "
+                f"model's last reply asked for {asked}; {made} of them ran, the other "
+                f"{asked - made} were not made."
+            )
+        hint = (
+            "The limit is set in the pinned policy (`agent policy show`: roles.yaml, section "
+            "agents:; an admin changes it with `agent policy apply`). Split the task, or "
+            "continue this thread with a narrower request."
+        )
+        budget.stop = {"answer": answer, "hint": hint}
+        self.dispatcher.services.audit.append(
+            ctx.actor,
+            TOOL_LIMIT_ACTION,
+            "agents:run",
+            decision="denied",
+            outcome=TOOL_LIMIT,
+            detail={
+                "limit": where,
+                "thread_id": state.get("thread_id", ""),
+                "depth": state.get("depth", 0),
+                "asked_in_reply": asked,
+                "made_in_reply": made,
+                "not_made": asked - made,
+                "calls_in_run": budget.used,
+                "max_tool_calls_per_reply": budget.per_reply,
+                "max_tool_calls_per_run": budget.per_run,
+            },
+            reason=answer,
+        )
+        return budget.stop
 
     def _writes(self, name: str) -> bool:
         tool = self.dispatcher.catalog.get(name)
@@ -427,6 +529,20 @@ def _skipped(name: str) -> ToolResult:
     )
 
 
+def _not_run(name: str, why: str) -> ToolResult:
+    from tools.base import ToolError
+
+    return ToolResult(
+        ok=False,
+        tool=name,
+        error=ToolError(
+            code=NOT_RUN,
+            message=f"not run: {why}",
+            hint="Ask for fewer tool calls per reply, or split the task into several runs.",
+        ),
+    )
+
+
 def _dry_run(name: str) -> ToolResult:
     from tools.base import ToolError
 
@@ -484,6 +600,8 @@ def exit_code(result: dict[str, Any]) -> int:
     status = result["status"]
     if status == UNSUPPORTED:
         return NEEDS_LLM_EXIT
+    if status == TOOL_LIMIT:
+        return exit_code_for("permission_denied")  # 3: the policy refused the rest
     if status not in OK_STATUSES:
         return 1
     if result.get("model") == PLANNER_NAME:

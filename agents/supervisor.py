@@ -27,6 +27,7 @@ from agents.role_agent import (
     LLMChatModel,
     RoleAgentGraph,
     RunContext,
+    ToolBudget,
     citations,
     handoff_spec,
 )
@@ -221,7 +222,11 @@ class AgentSystem:
         if dry_run:
             detail["dry_run"] = True
         actor = self.launch(profile, user, detail)
-        ctx = self._context(actor, model, 0, [profile], on_event, stream, dry_run=dry_run)
+        # One budget for the whole run, hand-offs included, from the policy in force now.
+        budget = ToolBudget.from_rules(self.policy.agents)
+        ctx = self._context(
+            actor, model, 0, [profile], on_event, stream, dry_run=dry_run, budget=budget
+        )
         result = self.graph.run(
             ctx,
             thread_id=thread_id,
@@ -246,6 +251,7 @@ class AgentSystem:
         stream: bool,
         *,
         dry_run: bool = False,
+        budget: ToolBudget,
     ) -> RunContext:
         targets = self.handoff_targets(actor, chain) if depth < self.max_depth else []
         specs = list(self._tool_specs(actor))
@@ -265,6 +271,7 @@ class AgentSystem:
             handoff=self._handoff,
             handoff_targets=targets,
             dry_run=dry_run,
+            budget=budget,
         )
 
     def _tool_specs(self, actor: Actor) -> list[dict[str, Any]]:
@@ -361,7 +368,9 @@ class AgentSystem:
             }
         )
         sub_chain = [*chain, target]
-        sub_ctx = self._context(sub_actor, ctx.model, depth, sub_chain, ctx.on_event, ctx.stream)
+        sub_ctx = self._context(
+            sub_actor, ctx.model, depth, sub_chain, ctx.on_event, ctx.stream, budget=ctx.budget
+        )
         sub = self.graph.run(
             sub_ctx,
             thread_id=sub_thread,

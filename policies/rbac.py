@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
 from core.errors import InvalidInput, PermissionDenied
 from policies.rights import ADMIN_PERMISSION, AGENT_NEVER, APPROVE_PERMISSION
@@ -155,6 +163,30 @@ class RolloutRules(_Strict):
     min_requests_per_step: int = Field(default=100, ge=0)
 
 
+class AgentRules(_Strict):
+    """Bounds on what one LLM agent run may ask for, whatever the model replies: a reply (or
+    a run, hand-offs included) past them stops the run; the calls past the limit are not made."""
+
+    # StrictInt: "16" or 16.0 in the file is an error, not a number.
+    max_tool_calls_per_reply: StrictInt = Field(default=16, ge=1, le=1000)
+    max_tool_calls_per_run: StrictInt = Field(default=64, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _reply_within_run(self) -> AgentRules:
+        if self.max_tool_calls_per_reply > self.max_tool_calls_per_run:
+            raise ValueError(
+                f"max_tool_calls_per_reply ({self.max_tool_calls_per_reply}) exceeds "
+                f"max_tool_calls_per_run ({self.max_tool_calls_per_run})"
+            )
+        return self
+
+
+# Sections added after homes were pinned: left out of ``Policy.digest`` while they equal their
+# defaults, so every existing pin (which records the digest of a policy without them) still
+# matches; a policy that changes one gets a new digest, as any change must.
+_DIGEST_OPTIONAL: dict[str, BaseModel] = {"agents": AgentRules()}
+
+
 class Decision(BaseModel, frozen=True):
     allowed: bool
     reason: str
@@ -169,6 +201,7 @@ class Policy(_Strict):
     approvals: ApprovalRules = ApprovalRules()
     validation: ValidationRules = ValidationRules()
     rollout: RolloutRules = RolloutRules()
+    agents: AgentRules = AgentRules()
     source: str = ""
 
     @model_validator(mode="after")
@@ -224,8 +257,11 @@ class Policy(_Strict):
         """SHA-256 of the policy's content (not of its file's bytes or location)."""
         # mode="python" keeps frozensets as sets, so default=sorted orders them: mode="json"
         # turns them into lists in hash order, which differs between processes.
+        skip = {"source"} | {
+            k for k, default in _DIGEST_OPTIONAL.items() if getattr(self, k) == default
+        }
         canon = json.dumps(
-            self.model_dump(mode="python", exclude={"source"}), sort_keys=True, default=sorted
+            self.model_dump(mode="python", exclude=skip), sort_keys=True, default=sorted
         )
         return hashlib.sha256(canon.encode()).hexdigest()
 

@@ -22,10 +22,11 @@ def test_static_catalog_matches_the_imported_catalog() -> None:
     assert set(static) == set(live)
     for name, tool in live.items():
         s = static[name]
-        assert (s.permission, s.side_effect, s.description) == (
+        assert (s.permission, s.side_effect, s.description, s.people_only) == (
             tool.permission,
             tool.side_effect,
             tool.description,
+            tool.people_only,
         )
 
 

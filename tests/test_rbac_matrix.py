@@ -74,6 +74,11 @@ WORKFLOWS: dict[str, frozenset[str]] = {
         {"registry:read", "approvals:read", "deploy:read", "deploy:rollback"}
     ),
 }
+# Tools only people call (``@tool(people_only=True)``), and tools that need deploy:production
+# on top of their base permission when their arguments name production (``also_requires``):
+# literal, so that dropping either declaration has to be made in this test too.
+PEOPLE_ONLY = {"start_gateway", "abort_rollout"}
+PRODUCTION_TOO = {"start_rollout", "advance_rollout", "start_gateway", "render_deployment"}
 # The internal workflow steps there must be (more may be added; none may leave INTERNAL).
 KNOWN_INTERNAL = {"open_approval_request", "automated_validation", "monitoring_rollback"}
 _TRUST_RANK = {"UNTRUSTED": 0, "OBSERVED": 1, "TRUSTED": 2}
@@ -180,8 +185,38 @@ def audited(rt: Any, after: int, actor: Any, tool: str) -> list[dict[str, Any]]:
     ]
 
 
-def check_call(rt: Any, actor: Any, tool: Tool, expected: bool, *, internal: bool = False) -> None:
-    """Call ``tool`` as ``actor``; allowed or denied as expected, and a denial audited."""
+def needs(tool: Tool, args: dict[str, Any]) -> frozenset[str]:
+    """Every permission a call of ``tool`` with ``args`` needs: the base one, and the one its
+    arguments add (the sample arguments name production wherever a tool has a default)."""
+    extra = tool.extra_permission(tool.input_model.model_validate(args)) if args else None
+    return frozenset({tool.permission} | ({extra} if extra else set()))
+
+
+def may_call(actor: Any, tool: Tool, held: frozenset[str]) -> bool:
+    """What the dispatcher should decide for ``actor`` holding ``held``."""
+    if tool.people_only and str(actor.kind) != "human":
+        return False
+    return needs(tool, SAMPLES[tool.name] or {}) <= held
+
+
+def denied_permission(tool: Tool, held: frozenset[str]) -> str:
+    """The permission a refusal's audit row names: the base one, else the one added."""
+    if tool.permission not in held:
+        return tool.permission
+    return max(needs(tool, SAMPLES[tool.name] or {}) - {tool.permission}, default=tool.permission)
+
+
+def check_call(
+    rt: Any,
+    actor: Any,
+    tool: Tool,
+    held: frozenset[str],
+    *,
+    internal: bool = False,
+) -> None:
+    """Call ``tool`` as ``actor`` holding ``held``; allowed or denied as the rules say, and a
+    denial audited (as denied: no tool refuses a permission after the audit said allowed)."""
+    expected = may_call(actor, tool, held)
     before = last_seq(rt)
     args = args_for(tool, expected=expected)
     result = rt.dispatcher.call(actor, tool.name, args, internal=internal)
@@ -195,7 +230,7 @@ def check_call(rt: Any, actor: Any, tool: Tool, expected: bool, *, internal: boo
         assert not [e for e in entries if e["decision"] == "denied"], entries
     else:
         assert [(e["decision"], e["outcome"], e["permission"]) for e in entries] == [
-            ("denied", "permission_denied", tool.permission)
+            ("denied", "permission_denied", denied_permission(tool, held))
         ], entries
         assert entries[0]["reason"], entries
         # The refusal says nothing about the tool's schema beyond its name.
@@ -236,6 +271,23 @@ def test_the_engine_computes_the_same_rights_as_roles_yaml(rt) -> None:
     assert [w for w, perms in WORKFLOWS.items() if "deploy:production" in perms] == [
         "approval-executor"
     ]
+
+
+def test_the_tools_declare_their_further_rules() -> None:
+    assert {n for n, t in CATALOG.items() if t.people_only} == PEOPLE_ONLY
+
+    def on_production(t: Tool) -> dict[str, Any]:
+        # The sample arguments, with a version where a tool takes one (a planned render).
+        return (
+            {"version": "1", **SAMPLES[t.name]}
+            if "version" in t.input_model.model_fields
+            else SAMPLES[t.name]
+        )
+
+    added = {n for n, t in CATALOG.items() if "deploy:production" in needs(t, on_production(t))}
+    assert added - {n for n, t in CATALOG.items() if t.permission == "deploy:production"} == (
+        PRODUCTION_TOO
+    )
 
 
 def test_every_tool_has_sample_arguments() -> None:
@@ -288,14 +340,14 @@ def test_agent_tool_cli_neither_lists_nor_calls_internal_steps(rt, capsys) -> No
 @pytest.mark.parametrize("person", PEOPLE)
 def test_direct_call_as_agent(rt, person: str, profile: str, tool: str) -> None:
     actor = rt.services.policy.agent(profile, person)
-    check_call(rt, actor, CATALOG[tool], CATALOG[tool].permission in agent_perms(profile, person))
+    check_call(rt, actor, CATALOG[tool], agent_perms(profile, person))
 
 
 @pytest.mark.parametrize("tool", sorted(CATALOG))
 @pytest.mark.parametrize("person", PEOPLE)
 def test_direct_call_as_person(rt, person: str, tool: str) -> None:
     actor = rt.services.policy.human(person)
-    check_call(rt, actor, CATALOG[tool], CATALOG[tool].permission in person_perms(person))
+    check_call(rt, actor, CATALOG[tool], person_perms(person))
 
 
 @pytest.mark.parametrize("tool", sorted(CATALOG))
@@ -303,7 +355,7 @@ def test_direct_call_as_person(rt, person: str, tool: str) -> None:
 @pytest.mark.parametrize("principal", sorted(WORKFLOWS))
 def test_direct_call_as_workflow(rt, principal: str, person: str, tool: str) -> None:
     actor = rt.services.policy.workflow(principal, person)
-    check_call(rt, actor, CATALOG[tool], CATALOG[tool].permission in WORKFLOWS[principal])
+    check_call(rt, actor, CATALOG[tool], WORKFLOWS[principal])
 
 
 @pytest.mark.parametrize("internal", [False, True], ids=["plain", "internal"])
@@ -327,13 +379,7 @@ def test_internal_step_reaches_only_a_workflow_holding_its_permission(
     actor = rt.services.policy.workflow(principal, person)
     # Without internal=True even a workflow principal does not find it.
     check_unknown(rt, actor, tool, internal=False)
-    check_call(
-        rt,
-        actor,
-        INTERNAL_TOOLS[tool],
-        INTERNAL_TOOLS[tool].permission in WORKFLOWS[principal],
-        internal=True,
-    )
+    check_call(rt, actor, INTERNAL_TOOLS[tool], WORKFLOWS[principal], internal=True)
 
 
 # The agent path: the scripted model asks for every tool --------------------------------------
@@ -341,7 +387,8 @@ def test_internal_step_reaches_only_a_workflow_holding_its_permission(
 @pytest.mark.parametrize("person", PERSON_PER_ROLE)
 def test_agent_path(rt, scripted_llm: ScriptedOpenAIServer, person: str, profile: str) -> None:
     """One run per profile and person of each role: the model calls the whole catalog and
-    the internal steps at once; each result is what the effective rights say."""
+    the internal steps (in as few replies as the policy allows); each result is what the
+    effective rights say."""
     from core.errors import PermissionDenied
 
     role = ROLES["profiles"][profile]["role"]
@@ -356,9 +403,18 @@ def test_agent_path(rt, scripted_llm: ScriptedOpenAIServer, person: str, profile
         return
     # Tools without sample arguments fail their own tests; the model calls all the others.
     names = sorted(t for t in {**CATALOG, **INTERNAL_TOOLS} if SAMPLES[t] is not None)
-    scripted_llm.enqueue_tool_calls(
-        [{"name": t, "arguments": SAMPLES[t], "id": f"call-{t}"} for t in names]
-    )
+    # In replies the policy's agents: bounds allow (tests/test_agent_tool_limits.py tests
+    # them); the whole catalog must fit one run, or this test needs a policy with more.
+    bounds = policy.agents
+    assert len(names) <= bounds.max_tool_calls_per_run, "raise agents: in this module's policy"
+    per_reply = bounds.max_tool_calls_per_reply
+    for start in range(0, len(names), per_reply):
+        scripted_llm.enqueue_tool_calls(
+            [
+                {"name": t, "arguments": SAMPLES[t], "id": f"call-{t}"}
+                for t in names[start : start + per_reply]
+            ]
+        )
     scripted_llm.enqueue_text("done")
 
     result = agent_system(rt).run(profile, "call everything", user=person)
@@ -374,7 +430,7 @@ def test_agent_path(rt, scripted_llm: ScriptedOpenAIServer, person: str, profile
             assert outcome[t]["code"] == "unknown_tool", outcome[t]
             assert [(e["decision"], e["outcome"]) for e in entries] == [("denied", "unknown_tool")]
             continue
-        expected = CATALOG[t].permission in allowed
+        expected = may_call(actor, CATALOG[t], allowed)
         denied = outcome[t]["code"] == "permission_denied"
         assert denied is (not expected), (person, profile, t, outcome[t])
         assert outcome[t]["code"] != "invalid_input", outcome[t]
@@ -384,8 +440,9 @@ def test_agent_path(rt, scripted_llm: ScriptedOpenAIServer, person: str, profile
             ], entries
         else:
             assert entries and entries[-1]["decision"] == "allowed", entries
-    # The model was shown exactly the allowed catalog tools (plus the hand-off tool), and
-    # never an internal step.
+    # The model was shown exactly the catalog tools its base permissions allow (plus the
+    # hand-off tool; a call the arguments make production is refused when made), and never
+    # an internal step.
     shown = {t["function"]["name"] for t in scripted_llm.chat_requests[0].body["tools"]}
     assert shown - {"handoff"} == {t for t in CATALOG if CATALOG[t].permission in allowed}
 

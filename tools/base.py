@@ -70,6 +70,20 @@ class Tool:
     permission: str
     side_effect: SideEffect
     func: Callable[..., BaseModel]
+    # A further permission that some calls need, read from the validated arguments (e.g.
+    # ``deploy:production`` when ``environment`` is production). The dispatcher checks it
+    # before the tool runs, so no permission is refused after the audit says allowed.
+    also_requires: Callable[[Any], str | None] | None = None
+    # Only people call it (agents and workflow principals are refused by the dispatcher).
+    people_only: bool = False
+    # A rule about who may make this call that depends on stored facts rather than on a role
+    # (separation of duties: no review of your own version). ``guard(call, args)`` returns
+    # the reason to refuse, or None; the dispatcher audits a refusal as denied.
+    guard: Callable[[Any, Any], str | None] | None = None
+
+    def extra_permission(self, args: ToolInput) -> str | None:
+        """The further permission this call needs, if any."""
+        return self.also_requires(args) if self.also_requires is not None else None
 
     def json_schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
@@ -91,11 +105,22 @@ INTERNAL: dict[str, Tool] = {}
 
 
 def tool(
-    *, permission: str, side_effect: SideEffect, internal: bool = False
+    *,
+    permission: str,
+    side_effect: SideEffect,
+    internal: bool = False,
+    also_requires: Callable[[Any], str | None] | None = None,
+    people_only: bool = False,
+    guard: Callable[[Any, Any], str | None] | None = None,
 ) -> Callable[[Callable[..., BaseModel]], Callable[..., BaseModel]]:
     """Register ``func(call, args: InputModel) -> OutputModel`` as a tool named after the function.
 
-    The first line of the docstring is the description the LLM sees.
+    The first line of the docstring is the description the LLM sees. ``permission`` is what
+    every call needs (and what decides whether an LLM is shown the tool); ``also_requires``
+    names a further permission that depends on the arguments; ``people_only`` refuses every
+    caller that is not a person; ``guard`` refuses a caller by a rule over stored facts. The
+    dispatcher checks them all before the tool runs: a tool never refuses a caller for a
+    permission it did not declare.
     """
 
     def register(func: Callable[..., BaseModel]) -> Callable[..., BaseModel]:
@@ -114,6 +139,9 @@ def tool(
             permission,
             side_effect,
             func,
+            also_requires,
+            people_only,
+            guard,
         )
         return func
 

@@ -31,6 +31,13 @@ from tools.deployment_health import live_serving
 from tools.executor import complete_rollout, execute_promotion, rollback_production
 
 APPROVAL_ID = r"^apr-[0-9a-f]{8}$"
+PRODUCTION_PERMISSION = "deploy:production"
+
+
+def production_needs(args: Any) -> str | None:
+    """``also_requires`` of a tool whose ``environment`` may be production: moving production
+    traffic needs deploy:production, which the dispatcher checks before the tool runs."""
+    return PRODUCTION_PERMISSION if args.environment in PRODUCTION_ENVIRONMENTS else None
 
 
 class DeploymentInput(ToolInput):
@@ -238,7 +245,7 @@ class RolloutOutput(BaseModel):
     next: str
 
 
-@tool(permission="deploy:staging", side_effect="write")
+@tool(permission="deploy:staging", side_effect="write", also_requires=production_needs)
 def start_rollout(call: CallContext, args: StartRolloutInput) -> RolloutOutput:
     """Start a canary, blue-green or shadow rollout of a version (production: runs the approved plan of a promotion of it)."""
     services = call.services
@@ -265,7 +272,6 @@ def _start_approved_rollout(call: CallContext, args: StartRolloutInput, info: An
     from core.serving.rollout import plan_steps
 
     services = call.services
-    services.policy.require(call.actor, "deploy:production")
     if args.approval_id is None:
         raise ApprovalRequired(
             f"production traffic moves to {args.name} v{info.version} only with an approved promotion",
@@ -313,7 +319,7 @@ class AdvanceRolloutInput(DeploymentInput):
     reason: str = Field(default="", max_length=2000)
 
 
-@tool(permission="deploy:staging", side_effect="write")
+@tool(permission="deploy:staging", side_effect="write", also_requires=production_needs)
 def advance_rollout(call: CallContext, args: AdvanceRolloutInput) -> RolloutOutput:
     """Check the gateway's health on the current rollout step, then move to the next step."""
     from core.serving.rollout import check_gateway
@@ -326,7 +332,6 @@ def advance_rollout(call: CallContext, args: AdvanceRolloutInput) -> RolloutOutp
     cand = rollout.candidate
     max_error_rate, min_requests = args.max_error_rate, args.min_requests
     if args.environment in PRODUCTION_ENVIRONMENTS:
-        services.policy.require(call.actor, "deploy:production")
         info = services.registry.get(args.name, cand.version)
         if not rollout.approval_id:
             raise ApprovalRequired(f"production rollout #{rollout.id} carries no approval")
@@ -368,14 +373,12 @@ class AbortRolloutInput(DeploymentInput):
     reason: str = Field(default="", max_length=2000)
 
 
-@tool(permission="deploy:rollback", side_effect="write")
+# People only: automatic principals act only on an approved request or a written policy's
+# rule, neither of which is an abort (and no agent holds deploy:rollback): a person decides.
+@tool(permission="deploy:rollback", side_effect="write", people_only=True)
 def abort_rollout(call: CallContext, args: AbortRolloutInput) -> RolloutOutput:
     """Abort the rollout in progress: the routes it started from come back in one revision."""
     services = call.services
-    if call.actor.kind == ActorKind.WORKFLOW:
-        # Automatic principals act only on an approved request or a written policy's rule,
-        # neither of which is an abort: a person decides that.
-        raise ApprovalRequired(f"{call.actor.describe()} does not abort rollouts; a person does")
     rollout = services.deployments.rollouts.abort(
         args.name, actor=call.actor.describe(), environment=args.environment, reason=args.reason
     )
@@ -494,7 +497,15 @@ class RenderOutput(BaseModel):
     kept_note: str = ""
 
 
-@tool(permission="deploy:read", side_effect="write")
+def _planned_production(args: RenderInput) -> str | None:
+    """Manifests of a new version on production's routes carry production traffic once
+    applied: deploy:production, as for the rollout itself (also for a version already live,
+    which the arguments alone cannot tell apart: render without ``version`` for that)."""
+    planned = args.version is not None and args.source in PRODUCTION_ENVIRONMENTS
+    return PRODUCTION_PERMISSION if planned else None
+
+
+@tool(permission="deploy:read", side_effect="write", also_requires=_planned_production)
 def render_deployment(call: CallContext, args: RenderInput) -> RenderOutput:
     """Render a Dockerfile, a KServe InferenceService and a Deployment + Service for the live routes or a planned rollout (not applied); optionally write the build context."""
     from core.deployment import Revision
@@ -578,10 +589,10 @@ def _check_production(
     call: CallContext, environment: str, name: str, version: str, approval_id: str | None, info: Any
 ) -> str | None:
     """For production manifests, the id of an approved (or already executed) promotion of
-    exactly this artifact: the files carry production traffic once someone applies them."""
+    exactly this artifact: the files carry production traffic once someone applies them.
+    (deploy:production is the tool's declared ``also_requires``, checked by the dispatcher.)"""
     if environment not in PRODUCTION_ENVIRONMENTS:
         return None
-    call.services.policy.require(call.actor, "deploy:production")
     if approval_id is None:
         raise ApprovalRequired(
             f"production traffic moves to {name} v{version} only with an approved promotion",
@@ -701,11 +712,14 @@ class StartGatewayOutput(BaseModel):
     live_versions: list[str]
 
 
-@tool(permission="deploy:staging", side_effect="write")
+@tool(
+    permission="deploy:staging",
+    side_effect="write",
+    also_requires=production_needs,
+    people_only=True,
+)
 def start_gateway(call: CallContext, args: StartGatewayInput) -> StartGatewayOutput:
     """Start a stopped gateway on its deployment's last revision; routes do not change (people only; production needs deploy:production)."""
-    from core.errors import PermissionDenied
-
     services = call.services
     deployments = services.deployments
     current = (
@@ -717,14 +731,6 @@ def start_gateway(call: CallContext, args: StartGatewayInput) -> StartGatewayOut
         raise NotFound(
             f"{args.name} has no deployment on {args.environment} to serve",
             hint="See `agent deploy status`.",
-        )
-    if args.environment in PRODUCTION_ENVIRONMENTS:
-        services.policy.require(call.actor, "deploy:production")
-    if call.actor.kind != ActorKind.HUMAN:
-        raise PermissionDenied(
-            f"{call.actor.describe()} may not start gateways: a person starts them",
-            hint="Ask a person with the permission to run "
-            f"`agent deploy start {args.name} --environment {args.environment}`.",
         )
     started = not deployments.gateway_info(args.name, args.environment).get("running")
     gw = _ensure_gateway(services, args.name, args.environment)

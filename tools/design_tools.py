@@ -315,7 +315,20 @@ def design_reviews(services, name: str, version: str) -> list[dict]:
     return out
 
 
-@tool(permission="design:write", side_effect="write")
+def _self_review(call: CallContext, args: RecordReviewInput) -> str | None:
+    """The dispatcher's guard of record_design_review: no review of a version by the person
+    who registered it or asked to promote it (whoever's agent makes the call)."""
+    from core.errors import ModelOpsError
+    from tools.authorship import self_review_reason
+
+    try:
+        name, version = _ref(call.services, args.model_ref)
+    except ModelOpsError:
+        return None  # an unknown version: the tool itself reports it
+    return self_review_reason(call.services, call.actor.responsible_human, name, version)
+
+
+@tool(permission="design:write", side_effect="write", guard=_self_review)
 def record_design_review(call: CallContext, args: RecordReviewInput) -> ReviewOutput:
     """Record a design review (findings, risks, recommendation) of a model version: a run artifact plus a reserved version tag, shown in the approval evidence; the model's artifact digest is untouched."""
     from core.design import review_notes as rn

@@ -16,6 +16,7 @@ from tools.index import tool_modules
 
 MAX_ARGS_BYTES = 64_000
 _AUDIT_ARGS_CHARS = 2000
+_ROLES_HINT = "See policies/roles.yaml for what each role may do."
 
 
 class Dispatcher:
@@ -91,7 +92,7 @@ class Dispatcher:
                 name,
                 "permission_denied",
                 f"{actor.describe()} may not call {name}: {decision.reason}",
-                "See policies/roles.yaml for what each role may do.",
+                _ROLES_HINT,
             )
         try:
             if len(raw) > MAX_ARGS_BYTES:
@@ -114,12 +115,29 @@ class Dispatcher:
             return _error(
                 name, "invalid_input", message, f"Arguments must match the {name} schema."
             )
+        # What these arguments need beyond the base permission (production, a person), decided
+        # here and not inside the tool: a refusal is audited as denied, never as an allowed
+        # call whose outcome happens to be permission_denied.
+        call = CallContext(self.services, actor, self)
+        permission, refusal = self._further(call, tool, payload)
+        if refusal is not None:
+            reason, hint = refusal
+            audit.append(
+                actor,
+                name,
+                permission,
+                decision="denied",
+                outcome="permission_denied",
+                detail=detail,
+                reason=reason,
+            )
+            return _error(
+                name, "permission_denied", f"{actor.describe()} may not call {name}: {reason}", hint
+            )
         # A tool with side effects gets its intent row before it acts, so a crash mid-effect
         # leaves an open intent in the audit log rather than an effect without a trace.
         intent = (
-            audit.intent(actor, name, tool.permission, detail)
-            if tool.side_effect != "read"
-            else None
+            audit.intent(actor, name, permission, detail) if tool.side_effect != "read" else None
         )
 
         def record(outcome: str, reason: str = "", extra: dict[str, Any] | None = None) -> None:
@@ -128,17 +146,17 @@ class Dispatcher:
                 audit.append(
                     actor,
                     name,
-                    tool.permission,
+                    permission,
                     decision="allowed",
                     outcome=outcome,
                     detail=full,
                     reason=reason,
                 )
             else:
-                audit.complete(intent, actor, name, tool.permission, outcome, full, reason=reason)
+                audit.complete(intent, actor, name, permission, outcome, full, reason=reason)
 
         try:
-            output = tool.func(CallContext(self.services, actor, self), payload)
+            output = tool.func(call, payload)
         except ModelOpsError as exc:
             record(exc.code, exc.message)
             return ToolResult(ok=False, tool=name, error=ToolError(**exc.to_dict()))
@@ -154,6 +172,29 @@ class Dispatcher:
             refs["model"] = refs.pop("name")
         record("ok", extra=refs)
         return ToolResult(ok=True, tool=name, output=dumped)
+
+    def _further(
+        self, call: CallContext, tool: Tool, payload: Any
+    ) -> tuple[str, tuple[str, str] | None]:
+        """The permission this call is audited under (the base one, or the further one these
+        arguments need) and, if refused, (reason, hint)."""
+        actor = call.actor
+        extra = tool.extra_permission(payload)
+        permission = extra or tool.permission
+        if tool.people_only and actor.kind != ActorKind.HUMAN:
+            return permission, (
+                "only a person may call it",
+                f"Ask a person who holds {permission} to run it.",
+            )
+        if extra is not None:
+            decision = self.services.policy.authorize(actor, extra)
+            if not decision.allowed:
+                return permission, (decision.reason, _ROLES_HINT)
+        if tool.guard is not None:
+            reason = tool.guard(call, payload)
+            if reason is not None:
+                return permission, (reason, "Ask someone else to make this call.")
+        return permission, None
 
     def call_or_raise(
         self, actor: Actor, name: str, args: dict[str, Any] | None = None, *, internal: bool = False

@@ -71,18 +71,30 @@ def validation_evidence(record: Any) -> dict[str, Any]:
     }
 
 
-def _design_reviews(services: Services, name: str, version: str) -> list[dict[str, Any]]:
-    """The candidate's design reviews (tools.design_tools), shown to the approver."""
+def _design_reviews(
+    services: Services, name: str, version: str, requester: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The candidate's design reviews (tools.design_tools) shown to the approver, and apart
+    from them the self-reviews: by the requester or by whoever registered the version."""
+    from tools.authorship import registered_by, split_reviews
     from tools.design_tools import design_reviews
 
-    return design_reviews(services, name, version)
+    authors = {requester, *registered_by(services, name, version)} - {""}
+    return split_reviews(design_reviews(services, name, version), authors)
 
 
 def build_evidence(
-    services: Services, name: str, version: str, dataset: str, label_column: str
+    services: Services,
+    name: str,
+    version: str,
+    dataset: str,
+    label_column: str,
+    *,
+    requester: str,
 ) -> dict[str, Any]:
     """What an approver reviews: the candidate, its metrics, the champion's on the same data,
-    the QA verdict on record for this artifact and dataset, and the gates."""
+    the QA verdict on record for this artifact and dataset, the design reviews (a review by
+    ``requester`` or the version's registrant is a self-review, kept apart) and the gates."""
     reg = services.registry
     info = reg.get(name, version)
     ev = evaluate_version(services, info.name, info.version, dataset, label_column, log_run=False)
@@ -95,6 +107,7 @@ def build_evidence(
         artifact_sha256=info.artifact_sha256 or "",
         dataset_sha256=ev.dataset["sha256"],
     )
+    reviews, self_reviews = _design_reviews(services, info.name, info.version, requester)
     evidence = {
         "candidate": {
             "name": info.name,
@@ -110,7 +123,8 @@ def build_evidence(
         "unavailable": ev.unavailable,
         "champion": champion,
         "validation": validation_evidence(record) if record else None,
-        "design_reviews": _design_reviews(services, info.name, info.version),
+        "design_reviews": reviews,
+        "self_reviews": self_reviews,
         "policy_digest": services.policy_digest,
     }
     evidence["gates"] = check_promotion(evidence, services.thresholds).model_dump()
@@ -142,7 +156,12 @@ def collect_promotion_evidence(call: CallContext, args: PromotionInput) -> Evide
     """Gather a promotion's evidence (metrics, champion comparison, honesty, QA verdict, gates) without changing anything."""
     return EvidenceOutput(
         evidence=build_evidence(
-            call.services, args.name, args.version, args.dataset, args.label_column
+            call.services,
+            args.name,
+            args.version,
+            args.dataset,
+            args.label_column,
+            requester=call.actor.responsible_human,
         )
     )
 
@@ -198,7 +217,14 @@ class OpenApprovalOutput(BaseModel):
 def open_approval_request(call: CallContext, args: OpenApprovalInput) -> OpenApprovalOutput:
     """Open a pending approval request once the gates pass and a PASSED validation is on record for this artifact and dataset."""
     services = call.services
-    evidence = build_evidence(services, args.name, args.version, args.dataset, args.label_column)
+    evidence = build_evidence(
+        services,
+        args.name,
+        args.version,
+        args.dataset,
+        args.label_column,
+        requester=args.requester,
+    )
     gates = evidence["gates"]
     if not gates["passed"]:
         failed = "; ".join(c["message"] for c in gates["checks"] if not c["passed"])

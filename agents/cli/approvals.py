@@ -60,6 +60,8 @@ def _identity(flag: bool) -> str:
 
 
 def render_request(a: dict[str, Any]) -> None:
+    from tools.authorship import review_evidence
+
     c = console()
     ev = a["evidence"]
     plan = a.get("plan") or {}
@@ -108,7 +110,8 @@ def render_request(a: dict[str, Any]) -> None:
         hv = ev.get("human_validation")
         if hv:
             c.print(f"  human QA     {hv['statement']} [{hv['identity']}]")
-        for r in ev.get("design_reviews") or []:
+        reviews, self_reviews = review_evidence(ev, a["requested_by"])
+        for r in reviews:
             if r.get("error"):
                 c.print(f"  design       [red]{r['digest']}: {r['error']}[/red]")
             else:
@@ -117,6 +120,13 @@ def render_request(a: dict[str, Any]) -> None:
                     f"({r['recorded_at'][:19]}): {r['summary']}",
                     markup=False,
                 )
+        for r in self_reviews:
+            # Shown so nothing is hidden, and labelled so nobody counts it.
+            c.print(
+                f"  self-review (not evidence) {r['recommendation']} by {r['reviewer']} "
+                f"({r['recorded_at'][:19]}): {r['summary']}",
+                markup=False,
+            )
         for g in ev["gates"]["checks"]:
             mark = "[green]pass[/green]" if g["passed"] else "[red]FAIL[/red]"
             warn = " [yellow](warning)[/yellow]" if g.get("warning") else ""

@@ -5,7 +5,8 @@ Exit status (docs/agents.md): 0 answered, stopped at a human approval, or a dry 
 shown; 2 bad input; 3 denied; 4 not found (offline plans report their first failed tool call
 this way: an unknown model, a missing version, nothing deployed); 5 the offline planner did not
 act (the request needs an LLM or one of the phrasings it lists); 1 LLM endpoint failure, max
-steps, or another tool failure.
+steps, or another tool failure. A run the policy stopped at its bound on tool calls
+(status ``tool_limit``) exits 3, like any other refusal.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ def render_result(
         if err.get("hint"):
             click.echo(f"Hint: {err['hint']}", err=True)
         _print_transcript(result["transcript"])
+    elif result["status"] == "tool_limit":
+        # The policy stopped the run: say which limit, even if the model's text was streamed.
+        err = result["error"] or {}
+        click.echo(f"Stopped by policy: {result['answer']}", err=True)
+        if err.get("hint"):
+            click.echo(f"Hint: {err['hint']}", err=True)
     elif not answer_shown:
         if result["status"] == "pending_approval":
             for line in results_before_stop(result):

@@ -204,8 +204,11 @@ def approval_view(
     """Everything an approver needs for one request, at a glance. ``refusals``: why the viewer
     may not approve / reject (``ApprovalService.refusal``, the rule ``decide`` applies), None
     where they may; a control is drawn only where they may."""
+    from tools.authorship import review_evidence
+
     ev = approval.get("evidence") or {}
     rollback = ev.get("rollback")
+    reviews, self_reviews = review_evidence(ev, approval["requested_by"])
     headline, other = metric_rows(ev) if not rollback else ([], [])
     human = ev.get("human_validation")
     validation = ev.get("validation")
@@ -239,7 +242,9 @@ def approval_view(
         "gates_passed": (ev.get("gates") or {}).get("passed"),
         "validation": validation,
         "human_validation": human,
-        "design_reviews": ev.get("design_reviews") or [],
+        # A review by the requester (or the registrant) is shown apart, never as evidence.
+        "design_reviews": reviews,
+        "self_reviews": self_reviews,
         "fairness": fairness_view(qa_evaluation.get("report") if qa_evaluation else None)
         if validation
         else {"available": False, "why": "no QA evaluation on record"},
