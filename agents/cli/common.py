@@ -178,9 +178,10 @@ def _paths_of(data: Any, pred: Callable[[Any], bool], path: str = "") -> list[st
     return [path or "(input)"] if pred(data) else []
 
 
-def null_numbers(data: Any, what: str = "--input") -> None:
-    """Refuse ``null`` inside a list that should hold numbers (feature rows), naming it."""
-    nulls = _paths_of(data, lambda v: v is None)
+def null_numbers(data: Any, path: str, what: str = "--input") -> None:
+    """Refuse ``null`` in ``data`` (at ``path`` of the input), which should hold numbers only
+    (feature rows), naming where."""
+    nulls = _paths_of(data, lambda v: v is None, path)
     if nulls:
         more = f" (and {len(nulls) - 1} more)" if len(nulls) > 1 else ""
         raise InvalidInput(
@@ -212,8 +213,17 @@ PIPE_WIDTH = TABLE_WIDTH  # the old name
 def console():  # noqa: ANN201
     """A terminal gets its own width; a pipe gets prose at PROSE_WIDTH and whole table rows."""
     from rich.console import Console
+    from rich.table import Table
 
-    return Console(
+    class PipeConsole(Console):
+        def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
+            # Prose renderables (Markdown, Text, panels) wrap at the width; a str line and a
+            # table are printed whole (soft wrap: no wrapping, no cropping).
+            if soft_wrap is None and not self.is_terminal:
+                soft_wrap = all(isinstance(o, str | Table) for o in objects)
+            super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
+    return PipeConsole(
         highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PROSE_WIDTH
     )
 

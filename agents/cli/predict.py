@@ -75,7 +75,7 @@ def request_body(body: Any) -> dict[str, Any]:
             hint=FORMS_HELP,
         )
     if forms == ["features"]:
-        null_numbers(body["features"], "--input features")
+        null_numbers(body["features"], "features")
     return body
 
 
