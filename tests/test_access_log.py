@@ -85,3 +85,32 @@ def test_gateway_access_line_has_the_fields_and_no_body(monkeypatch):
     assert parser().parse_args(["--model", "m"]).access_log is False
     on = parser().parse_args(["--model", "m", "--access-log", "--log-json"])
     assert on.access_log is True and on.log_json is True
+
+
+@pytest.mark.slow
+def test_a_started_gateway_writes_one_line_per_predict_to_its_log(registered, monkeypatch):
+    import time
+
+    import httpx
+
+    monkeypatch.setenv("MODELOPS_GATEWAY_ACCESS_LOG", "1")  # inherited by the gateway process
+    rt, name = registered["rt"], registered["name"]
+    rt.dispatcher.call_or_raise(
+        rt.services.policy.human("dana"),
+        "deploy_to_staging",
+        {"name": name, "version": registered["versions"][0]},
+    )
+    info = rt.services.deployments.gateway_info(name, "staging")
+    ok = httpx.post(f"{info['url']}/predict", json={"features": registered["row"]}, timeout=10)
+    bad = httpx.post(f"{info['url']}/predict", json={"features": [1, 2]}, timeout=10)
+    assert ok.status_code == 200 and bad.status_code == 422
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [x for x in open(info["log"]).read().splitlines() if " POST /predict " in x]
+        if len(lines) >= 2:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 2, lines
+    assert f" {ok.json()['prediction_id']} - POST /predict 200 " in lines[0]
+    assert " POST /predict 422 " in lines[1]
+    assert str(registered["row"][0]) not in "".join(lines)  # no body

@@ -256,7 +256,7 @@ class GatewayApp:
             table = gw.table
             seq = next(gw.seq)
             if access.isEnabledFor(_INFO):
-                _access(f"{gw.id_prefix}-{seq}", status, perf_counter() - t0)
+                _access(f"{gw.id_prefix.decode()}-{seq}", status, perf_counter() - t0)
             gw.log.record(
                 (
                     wall_time(),
@@ -399,7 +399,7 @@ class GatewayApp:
         elapsed = perf_counter() - t0
         observe(route.stats, elapsed)
         if access.isEnabledFor(_INFO):
-            _access(f"{gw.id_prefix}-{seq}", 200, elapsed)
+            _access(f"{gw.id_prefix.decode()}-{seq}", 200, elapsed)
         if key is not None:  # the A/B unit, logged as a hash (never the raw user key)
             out["routing_key_hash"] = blake2b(key, digest_size=8).hexdigest()
         now = wall_time()
