@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.deployment import Environment
-from core.errors import ApprovalRequired, InvalidInput
+from core.errors import ApprovalRequired, Conflict, InvalidInput
 from policies.rbac import Actor
 from tools.dispatcher import Dispatcher
 
@@ -215,6 +215,15 @@ def _request_split(
     newcomer = treatment if control in live else control
     share = req.treatment.traffic_percent if newcomer == treatment else req.control.traffic_percent
     plan = {"strategy": "canary", "steps": [share, 100.0]}
+    # The split is a canary of the newcomer: refused now, with the reason, when it could not
+    # start (a canary in progress, the newcomer already in a split), before anyone approves.
+    conflict = services.deployments.rollouts.preflight(name, newcomer, "canary", "production")
+    if conflict is not None:
+        raise Conflict(
+            f"the A/B split of {name} (v{newcomer} at {share:g}%) cannot start now: "
+            f"{conflict.message}",
+            hint=conflict.hint,
+        )
     for a in services.approvals.list(None):
         if (
             a.model_name == name

@@ -267,11 +267,16 @@ class ApprovalService:
         approve: bool,
         seen_evidence_hash: str,
         reason: str = "",
+        can_run: Callable[[ApprovalRequest], None] | None = None,
     ) -> ApprovalRequest:
-        """Record a decision after every rule holds; audit refusals as well as decisions."""
+        """Record a decision after every rule holds; audit refusals as well as decisions.
+        ``can_run`` (approvals only) raises Conflict when the request's plan cannot run now:
+        the approval is refused and the request stays pending, not consumed."""
         action = "approvals.approve" if approve else "approvals.reject"
         try:
             req = self._check(approval_id, decider, seen_evidence_hash, approve=approve)
+            if approve and can_run is not None:
+                can_run(req)
             now = self.clock()
             new_status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
             with Session(self.engine) as s, s.begin():

@@ -206,3 +206,22 @@ def test_the_checker_accepts_good_commands():
         'agent tool call request_promotion --input \'{"name": "m"}\'',
     ):
         assert check_command(command) == [], command
+
+
+def test_report_outside_the_allowed_folders_hints_at_monitor_report(rt, tmp_path_factory):
+    """`--html` outside the working directory and MODELOPS_HOME is refused with a hint that
+    names the command the user ran (`agent monitor report ... --html`), not `deploy render`."""
+    from policies.rbac import Actor, ActorKind
+
+    outside = tmp_path_factory.mktemp("elsewhere") / "report.html"
+    alice = Actor(name="alice", kind=ActorKind.HUMAN, role="Engineer")
+    result = rt.dispatcher.call(
+        alice, "monitor_report", {"model_id": "m", "html_path": str(outside)}
+    )
+    assert not result.ok and result.error.code == "invalid_input", result
+    assert "outside the allowed directories" in result.error.message
+    hint = result.error.hint
+    assert "`agent monitor report NAME --html" in hint and "deploy render" not in hint
+    for command in COMMAND.findall(hint):
+        assert check_command(command) == [], command
+    assert not outside.exists()

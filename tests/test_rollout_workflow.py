@@ -383,9 +383,19 @@ def test_cli_seed_reports_the_pending_approval_and_staging_deploys(env, capsys, 
         "traffic_percentage": 10,
         "dataset": str(env.holdout_csv),
     }
+    # A canary with nothing in production to start from could never run: refused when it is
+    # requested, with the reason, before any approval is asked for.
     code, out, err = _cli(
         capsys, "workflow", "run", "mlops-deployment", "--as", "alice", "--input", json.dumps(seed)
     )
+    assert code == 1 and "nothing serves" in err and "Traceback" not in out + err, err
+    assert rt.services.approvals.list(None) == []
+    direct = {k: v for k, v in seed.items() if k != "traffic_percentage"}
+    direct["rollout_strategy"] = "direct"
+    code, out, err = _cli(
+        capsys,
+        "workflow", "run", "mlops-deployment", "--as", "alice", "--input", json.dumps(direct),
+    )  # fmt: skip
     assert code == 0, err
     assert "pending_approval: requested apr-" in out and "Traceback" not in out + err
     assert "agent approvals approve apr-" in out and "--as bob --evidence-hash" in out

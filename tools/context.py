@@ -179,13 +179,16 @@ class Services:
             raise NotFound(f"{what} file {raw!r} does not exist")
         return resolved
 
-    def resolve_output_dir(self, raw: str | None, *, default: str, force: bool = False) -> Path:
+    def resolve_output_dir(
+        self, raw: str | None, *, default: str, force: bool = False, hint: str | None = None
+    ) -> Path:
         """The folder to write output into (``raw``, else ``default``; relative to the working
         directory), symlinks resolved. It must lie inside the working directory or
         MODELOPS_HOME (not be one of them, nor the artifact store or gateway records), and be
-        new or empty unless ``force``. Nothing is created or deleted here."""
+        new or empty unless ``force``. Nothing is created or deleted here. ``hint``: the
+        caller's own example (the default one names `agent deploy render`)."""
         text = raw or default
-        hint = (
+        hint = hint or (
             "Choose a new folder under the working directory or MODELOPS_HOME, "
             "e.g. `agent deploy render NAME --out deploy/NAME`."
         )

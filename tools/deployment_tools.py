@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from core.deployment import PRODUCTION_ENVIRONMENTS, Environment
 from core.errors import (
@@ -390,12 +390,49 @@ class PredictInput(ToolInput):
     renamed_fields = {"target": "environment"}
     name: ModelName
     environment: Environment = "production"
-    features: list[float] | list[list[float]] = Field(
-        description="One row of features, or a batch of rows."
+    features: list[float] | list[list[float]] | None = Field(
+        default=None, description="One row of features (signature order), or a batch of rows."
+    )
+    # The gateway's named-column forms (core/serving/named_input.py), passed through as given:
+    # the gateway reorders the columns to the served version's signature and checks them.
+    inputs: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None, description='Named rows: {"col": value, ...} or a list of such objects.'
+    )
+    dataframe_records: list[dict[str, Any]] | None = Field(
+        default=None, description="MLflow's name for a list of named rows."
+    )
+    columns: list[str] | None = Field(
+        default=None, description='Column names, with "data" holding rows in this order.'
+    )
+    data: list[list[Any]] | None = Field(default=None, description='Rows for "columns".')
+    dataframe_split: dict[str, Any] | None = Field(
+        default=None, description='{"columns": [...], "data": [[...]]} (MLflow\'s name).'
     )
     routing_key: str | None = Field(
         default=None, max_length=256, description="Sticky routing: the same key, the same version."
     )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PredictInput:
+        forms = [f for f in PREDICT_FORMS if getattr(self, f) is not None]
+        if self.data is not None and self.columns is None:
+            raise ValueError('"data" needs "columns" (the names of its values)')
+        if len(forms) != 1:
+            raise ValueError(
+                "give one of: features (rows in signature order), inputs (named rows), "
+                "dataframe_records, columns + data, dataframe_split"
+                + (f"; got {', '.join(forms)}" if forms else "")
+            )
+        return self
+
+    def body(self) -> dict[str, Any]:
+        """The gateway's request body, in the form the caller chose."""
+        fields = [f for f in (*PREDICT_FORMS, "data") if getattr(self, f) is not None]
+        return {f: getattr(self, f) for f in fields}
+
+
+# One request body form each ("data" goes with "columns").
+PREDICT_FORMS = ("features", "inputs", "dataframe_records", "columns", "dataframe_split")
 
 
 class PredictOutput(BaseModel):
@@ -425,9 +462,7 @@ def predict(call: CallContext, args: PredictInput) -> PredictOutput:
     if os.environ.get(GATEWAY_TOKEN_ENV):
         headers["authorization"] = f"Bearer {os.environ[GATEWAY_TOKEN_ENV]}"
     try:
-        r = httpx.post(
-            f"{url}/predict", json={"features": args.features}, headers=headers, timeout=10.0
-        )
+        r = httpx.post(f"{url}/predict", json=args.body(), headers=headers, timeout=10.0)
     except httpx.HTTPError as exc:
         raise ExternalServiceError(f"gateway {url} did not answer: {exc}") from exc
     if r.status_code in (400, 413, 422):
@@ -677,7 +712,10 @@ def list_deployments(call: CallContext, args: ListDeploymentsInput) -> ListDeplo
 class StopGatewayInput(ToolInput):
     renamed_fields = {"target": "environment"}
     name: str = Field(min_length=1, max_length=128)
-    environment: Environment | None = Field(default=None, description="Default: every environment.")
+    # The same default as start_gateway: stopping staging too is asked for by name ("all").
+    environment: Environment | Literal["all"] = Field(
+        default="production", description='One environment, or "all" of the model\'s gateways.'
+    )
 
 
 class StopGatewayOutput(BaseModel):
@@ -689,10 +727,12 @@ class StopGatewayOutput(BaseModel):
 def stop_gateway(call: CallContext, args: StopGatewayInput) -> StopGatewayOutput:
     """Stop a model's gateway process; its deployment record and routing history stay."""
     deployments = call.services.deployments
-    if args.name not in deployments.list_deployments(args.environment):
-        raise NotFound(f"{args.name} has no deployment", hint="See `agent deploy status`.")
+    environment = None if args.environment == "all" else args.environment
+    if args.name not in deployments.list_deployments(environment):
+        where = f" on {environment}" if environment else ""
+        raise NotFound(f"{args.name} has no deployment{where}", hint="See `agent deploy status`.")
     return StopGatewayOutput(
-        name=args.name, stopped=deployments.stop_gateway(args.name, args.environment)
+        name=args.name, stopped=deployments.stop_gateway(args.name, environment)
     )
 
 

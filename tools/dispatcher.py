@@ -210,11 +210,31 @@ def _error(tool: str, code: str, message: str, hint: str) -> ToolResult:
     return ToolResult(ok=False, tool=tool, error=ToolError(code=code, message=message, hint=hint))
 
 
+_NUMBER_ERRORS = frozenset({"float_type", "int_type", "float_parsing", "int_parsing"})
+
+
+def _loc(loc: tuple) -> str:
+    """``features[1]``: field names joined by dots, list positions in brackets; the names of
+    union members pydantic inserts (``list[float]``) left out, they are no field of the input."""
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif "[" not in p and p not in ("float", "int", "str", "bool"):
+            out += f".{p}" if out else p
+    return out or "(arguments)"
+
+
 def _validation_message(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        parts = []
-        for e in exc.errors()[:5]:
-            loc = ".".join(str(p) for p in e["loc"]) or "(arguments)"
-            parts.append(f"{loc}: {e['msg']}")
+        errors = exc.errors()
+        # A null where a number belongs: name that field once, not every union member's error.
+        nulls = [e for e in errors if e["type"] in _NUMBER_ERRORS and e.get("input", 0) is None]
+        if nulls:
+            shown = sorted({_loc(e["loc"]) for e in nulls})[:5]
+            return "invalid arguments: " + "; ".join(
+                f"{loc} is null where a number is expected" for loc in shown
+            )
+        parts = [f"{_loc(e['loc'])}: {e['msg']}" for e in errors[:5]]
         return "invalid arguments: " + "; ".join(parts)
     return f"invalid arguments: {exc}"

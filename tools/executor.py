@@ -60,6 +60,23 @@ def _live_promotion(services: Services, req: ApprovalRequest) -> bool:
     )
 
 
+def plan_conflict(
+    services: Services, name: str, version: str, plan: dict[str, Any] | None
+) -> Conflict | None:
+    """Why this promotion plan cannot run on production now (a rollout in progress, no
+    baseline for a canary, the version already live in a split), or None. Asked when the
+    promotion is requested, when it is approved and when it is executed, so no approval is
+    spent on a plan the executor would refuse."""
+    strategy = (plan or {}).get("strategy", "direct")
+    problem = services.deployments.rollouts.preflight(name, version, strategy, PRODUCTION)
+    if problem is None:
+        return None
+    return Conflict(
+        f"the {strategy} promotion of {name} v{version} cannot run now: {problem.message}",
+        hint=problem.hint,
+    )
+
+
 def execute_promotion(services: Services, actor: Actor, approval_id: str) -> dict[str, Any]:
     """Run an approved promotion's plan once; safe to call again (see the module doc)."""
     approvals = services.approvals
@@ -82,6 +99,10 @@ def execute_promotion(services: Services, actor: Actor, approval_id: str) -> dic
     require_approved(services, req.id, info)
     served = served_version(services, info)
     plan = _plan(req)
+    # Refused before anything moves, and the approval stays approved: once the rollout in
+    # the way is finished or aborted, `agent approvals resume` runs it.
+    if (conflict := plan_conflict(services, info.name, info.version, plan)) is not None:
+        raise conflict
     deployments = services.deployments
     with Session(services.engine) as s, s.begin():
         if plan["strategy"] == "direct":

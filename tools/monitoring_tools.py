@@ -128,6 +128,12 @@ def resolve_versions(
     return name, live, notes
 
 
+REPORT_HINT = (
+    "Write the report under the working directory or MODELOPS_HOME, "
+    "e.g. `agent monitor report NAME --html reports/NAME.html`."
+)
+
+
 def confined_file(services: Services, raw: str) -> Path:
     """An output file inside a folder ``resolve_output_dir`` accepts (a new file only)."""
     path = Path(raw).expanduser()
@@ -139,7 +145,9 @@ def confined_file(services: Services, raw: str) -> Path:
     resolved_parent = parent.resolve()
     roots = services.allowed_roots()
     if resolved_parent not in roots:
-        resolved_parent = services.resolve_output_dir(str(parent), default="", force=True)
+        resolved_parent = services.resolve_output_dir(
+            str(parent), default="", force=True, hint=REPORT_HINT
+        )
     out = resolved_parent / path.name
     if out.exists() or out.is_symlink():
         raise InvalidInput(

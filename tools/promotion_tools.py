@@ -18,7 +18,7 @@ from policies.gates import check_promotion
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.evaluation_tools import evaluate_version
-from tools.executor import PRODUCTION, execute_promotion
+from tools.executor import PRODUCTION, execute_promotion, plan_conflict
 from tools.validation_tools import summary, validate_version
 
 APPROVAL_ID = r"^apr-[0-9a-f]{8}$"
@@ -187,6 +187,10 @@ def request_promotion(call: CallContext, args: RequestPromotionInput) -> Request
             "the promotion workflow is not wired into this context",
             hint="Run promotions through the `agent` CLI or agents.runtime.",
         )
+    # A plan the executor could not run now is refused here, before a person approves it.
+    conflict = plan_conflict(call.services, args.name, args.version, args.plan.model_dump())
+    if conflict is not None:
+        raise conflict
     return RequestPromotionOutput(
         **runner(
             call.actor,
@@ -313,12 +317,23 @@ class DecisionToolOutput(ApprovalOutput):
 @tool(permission="approvals:decide", side_effect="write")
 def decide_approval(call: CallContext, args: DecideApprovalInput) -> DecisionToolOutput:
     """Approve or reject a pending request (listed human approvers only, never the requester)."""
-    req = call.services.approvals.decide(
+    services = call.services
+
+    def can_run(req: Any) -> None:
+        # Routes may have changed since the request (a rollout started): approving a plan
+        # that cannot run would spend the approval on a certain failure. It stays pending.
+        if req.action == PROMOTE:
+            conflict = plan_conflict(services, req.model_name, req.version, req.plan)
+            if conflict is not None:
+                raise conflict
+
+    req = services.approvals.decide(
         args.approval_id,
         call.actor,
         approve=args.approve,
         seen_evidence_hash=args.evidence_hash,
         reason=args.reason,
+        can_run=can_run,
     )
     head = call.services.audit.head()
     return DecisionToolOutput(

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from agents.cli.common import as_option, console, emit, human, json_option, runtime
+from agents.cli.common import as_option, console, emit, human, json_option, runtime, table
 
 
 @click.group("admin")
@@ -78,12 +78,10 @@ def list_cmd(ctx: click.Context, person: str | None, as_user: str | None, as_jso
     ]
 
     def render(data: list[dict[str, Any]]) -> None:
-        from rich.table import Table
-
         if not data:
             console().print("No tokens.")
             return
-        t = Table("id", "owner", "starts with", "status", "created", "expires", "revoked")
+        t = table("id", "owner", "starts with", "status", "created", "expires", "revoked")
         for r in data:
             t.add_row(
                 r["id"],

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from agents.cli.common import console, emit, json_option
+from agents.cli.common import console, emit, json_option, table
 
 
 @click.group("agents")
@@ -28,9 +28,7 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
     profiles = [p.as_dict() for p in list_profiles(roles)]
 
     def render(rows: list[dict[str, Any]]) -> None:
-        from rich.table import Table
-
-        t = Table("profile", "role", "trust", "tools", "hands off to")
+        t = table("profile", "role", "trust", "tools", "hands off to")
         for p in rows:
             t.add_row(
                 p["profile"],

@@ -15,6 +15,7 @@ from agents.cli.common import (
     is_interactive,
     json_option,
     runtime,
+    table,
 )
 from agents.cli.progress import working
 from core.errors import InvalidInput
@@ -37,9 +38,7 @@ def list_cmd(ctx: click.Context, status: str | None, as_user: str | None, as_jso
     out = call(ctx, human(ctx, as_user), "list_approvals", {"status": status} if status else {})
 
     def render(data: dict[str, Any]) -> None:
-        from rich.table import Table
-
-        t = Table("id", "action", "model", "version", "status", "requested by", "decided by")
+        t = table("id", "action", "model", "version", "status", "requested by", "decided by")
         for a in data["approvals"]:
             t.add_row(
                 a["id"],

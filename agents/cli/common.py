@@ -107,14 +107,92 @@ def call(
     return runtime(ctx).dispatcher.call_or_raise(actor, tool, args)
 
 
-def parse_json_input(raw: str, what: str = "--input") -> Any:
+def read_input(value: str, what: str = "--input") -> str:
+    """The text of an input option: ``@FILE`` reads the file, ``-`` reads stdin, anything else
+    is the value itself (a batch of rows fits a file where a command line would overflow)."""
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        from pathlib import Path
+
+        path = Path(value[1:]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InvalidInput(
+                f"{what} @{value[1:]}: no such file",
+                hint=f"Name an existing JSON file, e.g. {what} @rows.json, or - for stdin.",
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{what} @{value[1:]}: cannot read it: {exc}") from None
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    # json.loads accepts NaN and Infinity, which no JSON body may carry: refused here, where
+    # the position can still be told (the tool and the HTTP client could only fail later).
+    raise ValueError(name)
+
+
+def loads_strict(text: str, what: str = "--input") -> Any:
+    """JSON without NaN/Infinity (a usage error naming the field); ``null`` is kept and
+    ``null_numbers`` names it where a number is expected."""
     try:
-        return json.loads(raw)
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
-            hint="""Quote the JSON for your shell, e.g. --input '{"name": "m"}'.""",
+            hint="""Quote the JSON for your shell, e.g. --input '{"name": "m"}', or pass """
+            "--input @FILE / --input - (stdin).",
         ) from exc
+    except ValueError as exc:
+        where = _constant_field(text, str(exc))
+        raise InvalidInput(
+            f"{what}: {where}{exc} is not a JSON number (NaN and Infinity are not JSON)",
+            hint="Send a finite number, or leave the field out.",
+        ) from None
+
+
+def _constant_field(text: str, constant: str) -> str:
+    """'field a.b[2]: ' for the first NaN/Infinity in ``text`` (parsed again with a marker
+    in its place: the error path only)."""
+    marker = "\uf8ffconstant"
+    try:
+        data = json.loads(text, parse_constant=lambda _c: marker)
+    except ValueError:
+        return ""
+    path = next(iter(_paths_of(data, lambda v: v == marker)), None)
+    return f"{path}: " if path else ""
+
+
+def _paths_of(data: Any, pred: Callable[[Any], bool], path: str = "") -> list[str]:
+    """The JSON paths (``a.b[2]``) of the values ``pred`` holds for, in document order."""
+    if isinstance(data, dict):
+        return [
+            p
+            for k, v in data.items()
+            for p in _paths_of(v, pred, f"{path}.{k}" if path else str(k))
+        ]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _paths_of(v, pred, f"{path}[{i}]")]
+    return [path or "(input)"] if pred(data) else []
+
+
+def null_numbers(data: Any, path: str, what: str = "--input") -> None:
+    """Refuse ``null`` in ``data`` (at ``path`` of the input), which should hold numbers only
+    (feature rows), naming where."""
+    nulls = _paths_of(data, lambda v: v is None, path)
+    if nulls:
+        more = f" (and {len(nulls) - 1} more)" if len(nulls) > 1 else ""
+        raise InvalidInput(
+            f"{what}: {nulls[0]} is null where a number is expected{more}",
+            hint="Send a number for every feature (impute missing values first).",
+        )
+
+
+def parse_json_input(raw: str, what: str = "--input") -> Any:
+    """An option's JSON (``@FILE``, ``-`` or inline), parsed strictly (see ``loads_strict``)."""
+    return loads_strict(read_input(raw, what), what)
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
@@ -124,24 +202,44 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(data)
 
 
-# Lines as long as a table needs when stdout is a pipe or a file: never an id cut to fit.
-PIPE_WIDTH = 4000
+# In a pipe or a file: prose (Markdown, panels) wraps at PROSE_WIDTH so a report reads as lines,
+# while tables are laid out at TABLE_WIDTH so an id is never cut or folded to fit (scripts and
+# grep read whole rows). Plain one-line messages are printed as they are (soft wrap).
+PROSE_WIDTH = 100
+TABLE_WIDTH = 4000
+PIPE_WIDTH = TABLE_WIDTH  # the old name
 
 
 def console():  # noqa: ANN201
-    """A terminal gets its own width; a pipe gets whole rows (scripts and grep read them)."""
+    """A terminal gets its own width; a pipe gets prose at PROSE_WIDTH and whole table rows."""
     from rich.console import Console
+    from rich.table import Table
 
-    return Console(
-        highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH
+    class PipeConsole(Console):
+        def print(self, *objects: Any, soft_wrap: bool | None = None, **kwargs: Any) -> None:
+            # Prose renderables (Markdown, Text, panels) wrap at the width; a str line and a
+            # table are printed whole (soft wrap: no wrapping, no cropping).
+            if soft_wrap is None and not self.is_terminal:
+                soft_wrap = all(isinstance(o, str | Table) for o in objects)
+            super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
+    return PipeConsole(
+        highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PROSE_WIDTH
     )
 
 
 def table(*columns: str):  # noqa: ANN201
-    """A rich table whose cells fold onto more lines in a narrow terminal, never cut to '…'."""
+    """A rich table whose cells fold onto more lines in a narrow terminal, never cut to '…';
+    in a pipe its rows are as wide as their cells (see TABLE_WIDTH)."""
     from rich.table import Table
 
-    t = Table()
+    class WholeRowsTable(Table):
+        def __rich_console__(self, console, options):  # noqa: ANN001, ANN204
+            if not console.is_terminal:
+                options = options.update(width=TABLE_WIDTH, max_width=TABLE_WIDTH)
+            return super().__rich_console__(console, options)
+
+    t = WholeRowsTable()
     for name in columns:
         t.add_column(name, overflow="fold")
     return t

@@ -363,17 +363,28 @@ def render_cmd(
 
 @deploy.command("stop")
 @click.argument("name")
-@environment_option(
-    default=None, help="Only this environment's gateway (default: all of NAME's gateways)."
+@environment_option(help="Whose gateway: production or staging (as `agent deploy start`).")
+@click.option(
+    "--all", "every", is_flag=True, help="Stop all of NAME's gateways (every environment)."
 )
 @as_option
 @json_option
 @click.pass_context
 def stop_cmd(
-    ctx: click.Context, name: str, environment: str | None, as_user: str | None, as_json: bool
+    ctx: click.Context,
+    name: str,
+    environment: str,
+    every: bool,
+    as_user: str | None,
+    as_json: bool,
 ) -> None:
-    """Stop the model's gateway process (the deployment record stays)."""
-    args = {"name": name, **({"environment": environment} if environment else {})}
+    """Stop the model's gateway process on one environment, or --all (the deployment record
+    stays)."""
+    from click.core import ParameterSource
+
+    if every and ctx.get_parameter_source("environment") != ParameterSource.DEFAULT:
+        raise click.UsageError("give --environment or --all, not both")
+    args = {"name": name, "environment": "all" if every else environment}
     out = call(ctx, human(ctx, as_user), "stop_gateway", args)
     emit(
         {"name": out["name"], "stopped": out["stopped"]},

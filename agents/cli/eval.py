@@ -55,7 +55,7 @@ def render_evaluation(out: dict[str, Any]) -> None:
     "raw",
     required=True,
     help='JSON like {"model_id": "NAME@challenger", "evaluation_dataset": "data/holdout.csv", '
-    '"include_fairness": true, "sensitive_features": ["gender"]}.',
+    '"include_fairness": true, "sensitive_features": ["gender"]}; @FILE or - (stdin).',
 )
 @as_option
 @json_option

@@ -1,4 +1,5 @@
-"""``agent predict NAME --input JSON``."""
+"""``agent predict NAME --input JSON|@FILE|- [--environment E]``: rows by position or by
+column name, one or a batch, sent to the gateway as given."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from agents.cli.common import (
     call,
     console,
     emit,
+    environment_option,
     human,
     json_option,
+    null_numbers,
     parse_json_input,
     table,
 )
@@ -48,18 +51,57 @@ def render_prediction(r: dict[str, Any]) -> None:
             c.print(Text(f"  {'probabilities':22} {_probabilities(proba)}"))
 
 
+# The request bodies the gateway takes (core/serving/named_input.py), passed through as given.
+FORMS = ("features", "inputs", "dataframe_records", "columns", "dataframe_split")
+FORMS_HELP = (
+    'JSON: {"features": [...]} (one row in the signature\'s order, or a list of rows), '
+    '{"inputs": [{"col": value, ...}, ...]} (named rows, or one object), '
+    '{"columns": [...], "data": [[...], ...]}, or dataframe_records / dataframe_split; '
+    "@FILE reads it from a file, - from stdin."
+)
+
+
+def request_body(body: Any) -> dict[str, Any]:
+    """The gateway body from ``--input``: one of FORMS (``data`` with ``columns``), checked
+    here so a mistake is a usage error that names the field (exit 2)."""
+    if not isinstance(body, dict):
+        raise InvalidInput("--input must be a JSON object", hint=f"e.g. {FORMS_HELP}")
+    forms = [k for k in FORMS if k in body]
+    extra = sorted(set(body) - set(FORMS) - {"data"})
+    if len(forms) != 1 or extra:
+        got = f" (got: {', '.join(sorted(body))})" if body else ""
+        raise InvalidInput(
+            "--input takes exactly one of " + ", ".join(FORMS) + " (data goes with columns)" + got,
+            hint=FORMS_HELP,
+        )
+    if forms == ["features"]:
+        null_numbers(body["features"], "features")
+    return body
+
+
 @click.command()
 @click.argument("name")
+@click.option("--input", "raw", required=True, metavar="JSON|@FILE|-", help=FORMS_HELP)
+@environment_option(help="Whose gateway answers: production or staging.")
 @click.option(
-    "--input", "raw", required=True, help='JSON: {"features": [...]} (one row or a list of rows).'
+    "--routing-key", default=None, help="Sticky routing (A/B unit): the same key, the same version."
 )
 @as_option
 @json_option
 @click.pass_context
-def predict(ctx: click.Context, name: str, raw: str, as_user: str | None, as_json: bool) -> None:
+def predict(
+    ctx: click.Context,
+    name: str,
+    raw: str,
+    environment: str,
+    routing_key: str | None,
+    as_user: str | None,
+    as_json: bool,
+) -> None:
     """Ask a deployed model's gateway for a prediction (answers carry honesty labels)."""
-    body = parse_json_input(raw)
-    if not isinstance(body, dict) or "features" not in body:
-        raise InvalidInput('--input must be a JSON object with a "features" array')
-    out = call(ctx, human(ctx, as_user), "predict", {"name": name, "features": body["features"]})
+    body = request_body(parse_json_input(raw))
+    args = {"name": name, "environment": environment, **body}
+    if routing_key:
+        args["routing_key"] = routing_key
+    out = call(ctx, human(ctx, as_user), "predict", args)
     emit(out["response"], as_json, render_prediction)

@@ -169,7 +169,7 @@ def _print_transcript(messages: list[dict[str, Any]]) -> None:
     required=True,
     metavar="JSON|TEXT",
     help='{"query": "..."}, {"tool": NAME, "args": {...}}, {"workflow": "promotion", '
-    '"input": {...}} or plain text.',
+    '"input": {...}} or plain text; @FILE reads it from a file, - from stdin.',
 )
 @as_option
 @thread_option
@@ -196,10 +196,13 @@ def run(
     llm_retries: int,
 ) -> None:
     """Run agent PROFILE (or `supervisor` to route) on one request, as --as USER."""
+    from agents.cli.common import loads_strict, read_input
     from agents.planner import parse_request
     from agents.role_agent import exit_code
 
-    request = parse_request(raw)  # bad input exits 2 before anything starts
+    text = read_input(raw)
+    # JSON is parsed strictly here (NaN/Infinity named, exit 2); plain text goes as it is.
+    request = parse_request(loads_strict(text) if text.lstrip().startswith("{") else text)
     system = agent_system(
         ctx, llm_timeout=llm_timeout, llm_retries=llm_retries, max_steps=max_steps
     )

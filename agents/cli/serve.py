@@ -46,7 +46,20 @@ def _loopback(host: str) -> bool:
     help="Mark console cookies Secure (default: when the request came over https; a TLS "
     "proxy on 127.0.0.1 sets X-Forwarded-Proto).",
 )
-@click.option("--log-level", default="warning", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+    help="Server log level (start-up, errors); the access log has its own switch.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One line per request on stderr: time, request id, person, method, route, status, ms.",
+)
+@click.option("--log-json", is_flag=True, help="Write log lines as JSON objects.")
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -58,6 +71,8 @@ def serve(
     public_url: str | None,
     secure_cookies: bool | None,
     log_level: str,
+    access_log: bool,
+    log_json: bool,
 ) -> None:
     """Serve the control plane: REST + OpenAPI, /v1/chat/completions, the approval console.
 
@@ -81,6 +96,9 @@ def serve(
         public_url=public_url.rstrip("/") if public_url else None,
         secure_cookies=secure_cookies,
     )
+    from core.access_log import configure
+
+    configure("modelops.server.access", enabled=access_log, as_json=log_json)
     app = create_app(runtime(ctx), config)
     # What start-up loaded lives as long as the server: keep it out of the cyclic GC's full
     # scans, which otherwise pause a request for ~100 ms now and then.

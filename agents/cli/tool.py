@@ -89,7 +89,9 @@ def profile_actor(rt, profile: str, person):  # noqa: ANN001, ANN201
 
 @tool.command("call")
 @click.argument("name")
-@click.option("--input", "raw", default="{}", help="Tool arguments as a JSON object.")
+@click.option(
+    "--input", "raw", default="{}", help="Tool arguments as a JSON object; @FILE or - (stdin)."
+)
 @as_option
 @json_option
 @click.pass_context

@@ -62,7 +62,9 @@ def list_cmd(as_json: bool) -> None:
 
 @workflow.command("run")
 @click.argument("name", type=click.Choice(sorted(WORKFLOWS)))
-@click.option("--input", "raw", required=True, help="Workflow input as a JSON object.")
+@click.option(
+    "--input", "raw", required=True, help="Workflow input as a JSON object; @FILE or - (stdin)."
+)
 @as_option
 @json_option
 @click.pass_context

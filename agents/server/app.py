@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from agents.runtime import Runtime
 
 log = logging.getLogger("modelops.server")
+access_log = logging.getLogger("modelops.server.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 VERSION = "0.1.0"
 WEBHOOK_PATH = "/webhooks/github"
@@ -92,9 +93,22 @@ class Edge:
             REQUEST_ID.reset(current)
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.control.metrics.observe(
-                scope.get("method", ""), path, status[0], time.perf_counter() - start
-            )
+            elapsed = time.perf_counter() - start
+            self.control.metrics.observe(scope.get("method", ""), path, status[0], elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                # The route template (/api/v1/approvals/{approval_id}), never the query
+                # string, a header or a body: nothing here can carry a token.
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": rid,
+                        "person": scope["state"].get("person"),
+                        "method": scope.get("method", ""),
+                        "route": path,
+                        "status": status[0],
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
 
 
 def _too_large(limit: int, rid: str) -> dict[str, Any]:

@@ -95,7 +95,9 @@ def _user(request: Request) -> tuple[Principal, ConsoleSession]:
     if session is None:
         raise ApiError(401, "unauthenticated", "sign in first")
     try:
-        return cp.auth.session_principal(session.person, session.token_id), session
+        p = cp.auth.session_principal(session.person, session.token_id)
+        request.state.person = p.name  # for the access log line (never the cookie)
+        return p, session
     except ApiError:
         cp.sessions.end(session.sid)
         raise

@@ -35,4 +35,6 @@ async def principal(
 ) -> Principal:
     """The token's person (401 when the token is missing, unknown, expired or revoked)."""
     cp: ControlPlane = request.app.state.control_plane
-    return cp.auth.bearer(request.headers.get("authorization"))
+    p = cp.auth.bearer(request.headers.get("authorization"))
+    request.state.person = p.name  # for the access log line (never the token)
+    return p

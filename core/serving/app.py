@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from core.serving.gateway import Gateway
 
 log = logging.getLogger("modelops.gateway")
+# One line per /predict (core.access_log formats it); the fields only, never a body or header.
+access = logging.getLogger("modelops.gateway.access")
+_INFO = logging.INFO
 MAX_BODY_BYTES = 1_000_000
 # Bodies up to this size are read and discarded before the 413, so the client gets the
 # answer instead of a reset connection; anything larger is refused without reading it.
@@ -171,6 +174,20 @@ async def _send_json(send: Any, status: int, payload: bytes) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
+def _access(request_id: str, status: int, elapsed: float) -> None:
+    """The access line of one /predict (after the response was sent: off the answer's path)."""
+    access.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "method": "POST",
+            "route": "/predict",
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+        },
+    )
+
+
 class GatewayApp:
     """ASGI callable around a ``Gateway`` (routing table, log, metrics, shadow mirror)."""
 
@@ -237,10 +254,13 @@ class GatewayApp:
         await _send_json(send, status, orjson.dumps({"error": message}))
         if t0 is not None:
             table = gw.table
+            seq = next(gw.seq)
+            if access.isEnabledFor(_INFO):
+                _access(f"{gw.id_prefix.decode()}-{seq}", status, perf_counter() - t0)
             gw.log.record(
                 (
                     wall_time(),
-                    next(gw.seq),
+                    seq,
                     table.revision if table else None,
                     served.version if served is not None else None,  # the version's fault
                     served.role if served is not None else "none",
@@ -378,6 +398,8 @@ class GatewayApp:
         await _send_json(send, 200, payload)
         elapsed = perf_counter() - t0
         observe(route.stats, elapsed)
+        if access.isEnabledFor(_INFO):
+            _access(f"{gw.id_prefix.decode()}-{seq}", 200, elapsed)
         if key is not None:  # the A/B unit, logged as a hash (never the raw user key)
             out["routing_key_hash"] = blake2b(key, digest_size=8).hexdigest()
         now = wall_time()

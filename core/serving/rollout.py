@@ -187,29 +187,13 @@ class RolloutService:
                     return self._model(s, done)
             dep = deps.deployment_row(s, model_name, environment, create=False, missing_ok=True)
             current = self._current(s, dep)
-            if current is None:
-                raise Conflict(
-                    f"nothing serves {model_name} on {environment} yet, so there is no baseline "
-                    f"for a {strategy} rollout",
-                    hint="Deploy a first version directly (production: an approved promotion).",
-                )
-            running = self._active_row(s, dep, current)
-            if running is not None:
-                raise Conflict(
-                    f"rollout #{running.id} of {model_name} v{running.candidate['version']} is "
-                    f"still in progress on {environment}",
-                    hint="Advance it to the end or abort it first.",
-                )
+            problem = self._start_problem(
+                s, dep, current, model_name, candidate.version, strategy, environment
+            )
+            if problem is not None:
+                raise problem
             baseline = [r for r in current.routes if r.weight > 0]
-            if candidate.version in {r.version for r in baseline}:
-                raise Conflict(
-                    f"{model_name} v{candidate.version} already serves traffic on {environment}"
-                )
             if strategy == "blue-green":
-                if len(baseline) != 1:
-                    raise Conflict(
-                        "blue-green needs one live version to switch from; finish the current split first"
-                    )
                 live_slot = baseline[0].slot or "blue"
                 baseline = [baseline[0].model_copy(update={"slot": live_slot, "role": "primary"})]
                 candidate = candidate.model_copy(
@@ -237,6 +221,62 @@ class RolloutService:
             s.flush()
             self._write_step(s, dep, row, 0, actor, reason)
             return self._model(s, row)
+
+    def preflight(
+        self, model_name: str, version: str, strategy: str, environment: str = "production"
+    ) -> Conflict | None:
+        """Why a plan (``direct`` or a rollout strategy) for ``version`` cannot start now, or
+        None: the same rules ``start`` enforces, asked before an approval is spent on it. A
+        direct deploy is refused mid-rollout too (it would silently void that rollout)."""
+        with Session(self.engine) as s, s.begin():
+            dep = self.deployments.deployment_row(
+                s, model_name, environment, create=False, missing_ok=True
+            )
+            current = self._current(s, dep)
+            if strategy == "direct":
+                running = self._active_row(s, dep, current)
+                return (
+                    None if running is None else self._in_progress(running, model_name, environment)
+                )
+            return self._start_problem(s, dep, current, model_name, version, strategy, environment)
+
+    def _in_progress(self, running: RolloutRow, model_name: str, environment: str) -> Conflict:
+        return Conflict(
+            f"rollout #{running.id} of {model_name} v{running.candidate['version']} is "
+            f"still in progress on {environment}",
+            hint=f"Advance it to the end (`agent deploy rollout advance {model_name} "
+            f"--environment {environment}`) or abort it (`agent deploy rollout abort "
+            f"{model_name} --environment {environment}`) first.",
+        )
+
+    def _start_problem(
+        self,
+        s: Session,
+        dep: DeploymentRow | None,
+        current: Revision | None,
+        model_name: str,
+        version: str,
+        strategy: str,
+        environment: str,
+    ) -> Conflict | None:
+        """The one statement of when a rollout cannot start (``start`` and ``preflight``)."""
+        if current is None:
+            return Conflict(
+                f"nothing serves {model_name} on {environment} yet, so there is no baseline "
+                f"for a {strategy} rollout",
+                hint="Deploy a first version directly (production: an approved promotion).",
+            )
+        running = self._active_row(s, dep, current)
+        if running is not None:
+            return self._in_progress(running, model_name, environment)
+        baseline = [r for r in current.routes if r.weight > 0]
+        if str(version) in {r.version for r in baseline}:
+            return Conflict(f"{model_name} v{version} already serves traffic on {environment}")
+        if strategy == "blue-green" and len(baseline) != 1:
+            return Conflict(
+                "blue-green needs one live version to switch from; finish the current split first"
+            )
+        return None
 
     def advance(
         self, model_name: str, *, actor: str, environment: str = "production", reason: str = ""
