@@ -77,6 +77,11 @@ def policy_gap(message: str) -> GateFailed:
     return GateFailed(f"the policy in force {message}", hint=POLICY_FIX)
 
 
+def gap_message(gap: GateFailed) -> str:
+    """A gate check's message carries the fix too: it is all an approver or requester sees."""
+    return f"{gap.message}. {gap.hint}"
+
+
 def limits_for_task(thresholds: dict[str, Any], model_name: str, task: str) -> dict[str, Any]:
     """What one model's task is judged by: the shared comparison settings plus the task's
     ``primary_metric``, ``minimums`` and ``maximums`` (per implementation status). The
@@ -123,7 +128,7 @@ def metric_checks(
             f"has no {task} thresholds for {status} models "
             f"(default.{task}.minimums.{status} missing)"
         )
-        return [GateCheck(name="policy_thresholds", passed=False, message=gap.message)]
+        return [GateCheck(name="policy_thresholds", passed=False, message=gap_message(gap))]
     checks: list[GateCheck] = []
     for kind, bounds in (("min", floors or {}), ("max", ceilings or {})):
         word = "minimum" if kind == "min" else "maximum"
@@ -236,7 +241,7 @@ def check_promotion(evidence: dict[str, Any], thresholds: dict[str, Any]) -> Gat
     try:
         limits = limits_for_task(thresholds, cand["name"], task)
     except GateFailed as exc:
-        checks.append(GateCheck(name="policy_thresholds", passed=False, message=exc.message))
+        checks.append(GateCheck(name="policy_thresholds", passed=False, message=gap_message(exc)))
         return GateReport(passed=False, checks=checks)
     checks += metric_checks(limits, status, metrics, evidence.get("unavailable", {}))
 
