@@ -491,3 +491,33 @@ def test_the_schema_refuses_typos_in_task_thresholds(change: Any, problem: str) 
     change(data)
     with pytest.raises(InvalidInput, match=re.escape(problem)):
         validate_thresholds(data)
+
+
+def test_the_review_bot_flags_loosened_regression_bounds() -> None:
+    from types import SimpleNamespace
+
+    from agents.review.checks_policy import _threshold_loosening
+
+    old = yaml.safe_load(yaml.safe_dump(THRESHOLDS))
+    old["models"] = {"m": {"regression": {"maximums": {"IMPLEMENTED": {"rmse": 50.0}}}}}
+    new = yaml.safe_load(yaml.safe_dump(old))
+    new["default"]["regression"]["minimums"]["IMPLEMENTED"]["r2"] = 0.1
+    new["default"]["regression"]["minimums"]["HEURISTIC"]["r2"] = 0.3  # tightened: fine
+    new["models"]["m"]["regression"]["maximums"]["IMPLEMENTED"]["rmse"] = 80.0
+    found = _threshold_loosening(
+        SimpleNamespace(thresholds=old),
+        SimpleNamespace(thresholds=new),
+        [
+            "thresholds.default.regression.minimums.IMPLEMENTED.r2",
+            "thresholds.models.m.regression.maximums.IMPLEMENTED.rmse",
+        ],
+    )
+    assert (
+        "default (regression): minimum IMPLEMENTED.r2 lowered 0.4 -> 0.1",
+        "default.regression.minimums.IMPLEMENTED.r2",
+    ) in found
+    assert (
+        "model m (regression): maximum IMPLEMENTED.rmse raised 50.0 -> 80.0",
+        "models.m.regression.maximums.IMPLEMENTED.rmse",
+    ) in found
+    assert not [m for m, _ in found if "HEURISTIC" in m]
