@@ -35,6 +35,7 @@ format: install
 
 bench: install
 	$(PY) benchmarks/evaluation.py
+	$(PY) benchmarks/evaluation_regression.py
 	$(PY) benchmarks/optimizer.py
 	$(PY) benchmarks/serving.py
 	$(PY) benchmarks/agent_overhead.py

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field
 
 from core.errors import InvalidInput
 from core.honesty import CLAIMED_METRICS_TAG, HONESTY_FIELDS, VERSION_LABEL_TAG
+from core.tasks import TASK_TAG
 
 NAME_MAX_LENGTH = 128
 # Without anchors, so other patterns (``NAME@alias``, ``NAME/3``) can embed it.
@@ -88,9 +89,10 @@ RESERVED_TAG_PREFIXES = (
     "design_review",  # design reviews: written by record_design_review only
 )
 # Honesty keys are reserved too: they come from the ``honesty`` argument of registration.
-# So are the registrant's semantic version (checked unique per model) and claimed metrics.
+# So are the registrant's semantic version (checked unique per model) and claimed metrics,
+# and the version's task (core.tasks: written by our evaluation, it picks the gates).
 RESERVED_TAG_KEYS = frozenset(
-    {"artifact_sha256", *HONESTY_FIELDS, CLAIMED_METRICS_TAG, VERSION_LABEL_TAG}
+    {"artifact_sha256", *HONESTY_FIELDS, CLAIMED_METRICS_TAG, VERSION_LABEL_TAG, TASK_TAG}
 )
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from core.errors import GateFailed
 from core.honesty import HONESTY_FIELDS, HonestyWarning, ImplementationStatus
+from policies.thresholds_schema import TASK_KEYS, TASK_SECTIONS
 
 # validation_method values that say no validation happened.
 UNVALIDATED_METHODS = frozenset(
@@ -53,9 +55,55 @@ def load_thresholds(policies_dir: Path) -> dict[str, Any]:
 
 
 def thresholds_for(thresholds: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """A model's section merged over the default (classification keys at the top level)."""
     merged = dict(thresholds["default"])
     merged.update((thresholds.get("models") or {}).get(model_name, {}))
     return merged
+
+
+# A section's task sections (policies.thresholds_schema): classification tasks start from the
+# section's top-level keys (all a policy held before tasks had sections); regression has no
+# fallback, since accuracy minimums mean nothing for it.
+GATED_STATUSES = (ImplementationStatus.IMPLEMENTED.value, ImplementationStatus.HEURISTIC.value)
+POLICY_FIX = (
+    "Add the task's section to thresholds.yaml (the bundled policies/thresholds.yaml has "
+    "one for regression under default.regression), review it with `agent policy diff DIR`, "
+    "then make it the policy in force with `agent policy apply DIR`."
+)
+
+
+def policy_gap(message: str) -> GateFailed:
+    """The pinned policy lacks a threshold a gate needs: an error, never a silent pass."""
+    return GateFailed(f"the policy in force {message}", hint=POLICY_FIX)
+
+
+def gap_message(gap: GateFailed) -> str:
+    """A gate check's message carries the fix too: it is all an approver or requester sees."""
+    return f"{gap.message}. {gap.hint}"
+
+
+def limits_for_task(thresholds: dict[str, Any], model_name: str, task: str) -> dict[str, Any]:
+    """What one model's task is judged by: the shared comparison settings plus the task's
+    ``primary_metric``, ``minimums`` and ``maximums`` (per implementation status). The
+    model's section overrides the default's, key by key; a task section overrides its
+    section's top level. A task the policy has no thresholds for raises ``policy_gap``."""
+    default = thresholds["default"]
+    model = (thresholds.get("models") or {}).get(model_name) or {}
+    limits: dict[str, Any] = {}
+    for level in (default, model):
+        limits.update({k: v for k, v in level.items() if k not in TASK_KEYS + TASK_SECTIONS})
+    found: dict[str, Any] = {}
+    for level in (default, model):
+        if task != "regression":
+            found.update({k: level[k] for k in TASK_KEYS if k in level})
+        found.update(level.get(task) or {})
+    missing = [f"default.{task}.{k}" for k in ("primary_metric", "minimums") if k not in found]
+    if missing:
+        raise policy_gap(
+            f"has no thresholds for {task} models ({' and '.join(missing)} missing; a policy "
+            f"pinned before {task} thresholds existed has none)"
+        )
+    return {**limits, **found, "maximums": found.get("maximums") or {}, "task": task}
 
 
 def comparison_params(limits: dict[str, Any]) -> dict[str, Any]:
@@ -63,11 +111,44 @@ def comparison_params(limits: dict[str, Any]) -> dict[str, Any]:
     return {**limits["comparison"], "primary_metric": limits["primary_metric"]}
 
 
+def metric_checks(
+    limits: dict[str, Any],
+    status: str,
+    metrics: dict[str, float],
+    unavailable: dict[str, str],
+) -> list[GateCheck]:
+    """The task's minimums and maximums for this implementation status, one check each. A
+    gated status (IMPLEMENTED, HEURISTIC) with no entry under either is a failed check that
+    names the missing key: an absent threshold never passes (``{}`` says "none" explicitly)."""
+    task = limits["task"]
+    floors = limits["minimums"].get(status)
+    ceilings = limits["maximums"].get(status)
+    if status in GATED_STATUSES and floors is None and ceilings is None:
+        gap = policy_gap(
+            f"has no {task} thresholds for {status} models "
+            f"(default.{task}.minimums.{status} missing)"
+        )
+        return [GateCheck(name="policy_thresholds", passed=False, message=gap_message(gap))]
+    checks: list[GateCheck] = []
+    for kind, bounds in (("min", floors or {}), ("max", ceilings or {})):
+        word = "minimum" if kind == "min" else "maximum"
+        for name, bound in bounds.items():
+            value = metrics.get(name)
+            if value is None:
+                reason = unavailable.get(name, "not measured")
+                message, ok = f"{name} unavailable ({reason}); {word} {bound}", False
+            else:
+                ok = value >= bound if kind == "min" else value <= bound
+                sign = (">=" if ok else "<") if kind == "min" else ("<=" if ok else ">")
+                message = f"{name} {value:.4f} {sign} {word} {bound}"
+            checks.append(GateCheck(name=f"{kind}_{name}", passed=ok, message=message))
+    return checks
+
+
 def check_promotion(evidence: dict[str, Any], thresholds: dict[str, Any]) -> GateReport:
     """Gates over a promotion's evidence (see agents.promotion for its shape)."""
     cand = evidence["candidate"]
     tags: dict[str, str] = cand.get("honesty", {})
-    limits = thresholds_for(thresholds, cand["name"])
     checks: list[GateCheck] = []
 
     missing = [f for f in HONESTY_FIELDS if not str(tags.get(f, "")).strip()]
@@ -154,33 +235,22 @@ def check_promotion(evidence: dict[str, Any], thresholds: dict[str, Any]) -> Gat
         )
 
     metrics: dict[str, float] = evidence.get("metrics", {})
-    minimums = limits["minimums"].get(status, {}) if status in limits["minimums"] else {}
-    for name, floor in minimums.items():
-        value = metrics.get(name)
-        if value is None:
-            reason = evidence.get("unavailable", {}).get(name, "not measured")
-            checks.append(
-                GateCheck(
-                    name=f"min_{name}",
-                    passed=False,
-                    message=f"{name} unavailable ({reason}); minimum {floor}",
-                )
-            )
-        else:
-            ok = value >= floor
-            checks.append(
-                GateCheck(
-                    name=f"min_{name}",
-                    passed=ok,
-                    message=f"{name} {value:.4f} {'>=' if ok else '<'} minimum {floor}",
-                )
-            )
+    # Evidence gathered before versions had a task was a classifier's (binary or multiclass:
+    # both start from the same top-level keys).
+    task = cand.get("task") or "binary"
+    try:
+        limits = limits_for_task(thresholds, cand["name"], task)
+    except GateFailed as exc:
+        checks.append(GateCheck(name="policy_thresholds", passed=False, message=gap_message(exc)))
+        return GateReport(passed=False, checks=checks)
+    checks += metric_checks(limits, status, metrics, evidence.get("unavailable", {}))
 
     champ = evidence.get("champion")
     if champ:
         comp = champ.get("comparison") or {}
         verdict = comp.get("verdict")
-        label = f"vs champion v{champ['version']} ({limits['primary_metric']}, paired bootstrap)"
+        primary = comp.get("primary_metric") or limits["primary_metric"]
+        label = f"vs champion v{champ['version']} ({primary}, paired bootstrap)"
         if verdict is None:
             checks.append(
                 GateCheck(

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from core.errors import InvalidInput, NotFound
 from core.names import NAME_PATTERN, ModelName
-from policies.gates import comparison_params, thresholds_for
+from core.tasks import TASK_TAG, ModelKind, Task, evaluation_kind, label_arity, resolve_task
+from policies.gates import comparison_params, limits_for_task
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.registry_tools import VERSION_PATTERN
@@ -25,8 +26,9 @@ MODEL_ID = re.compile(
     rf"(?P<name>{NAME_PATTERN})(?:@(?P<alias>champion|challenger)|/(?P<version>[0-9]{{1,9}}))"
 )
 LOGGED = "logged:"
-# What a one-line verdict shows; the full set stays in the evaluation report.
-HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1", "auc_roc")
+# What a one-line verdict shows (classification, then regression names); the full set stays
+# in the evaluation report.
+HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1", "auc_roc", "r2", "rmse", "mae")
 
 
 def parse_model_id(model_id: str) -> tuple[str, str]:
@@ -73,6 +75,8 @@ class Scorer:
 
     features: list[str] | None  # None: every non-label column, in file order
     predict_rows: Any  # (X: np.ndarray | DataFrame) -> (labels, probabilities | None)
+    kind: ModelKind | None = None  # what the model says it is (core.tasks.task_of_model)
+    classes: list[Any] | None = None  # a classifier's classes_, in its probability order
 
     def predict(self, frame: Any, label_column: str) -> tuple[Any, Any]:
         import pandas as pd
@@ -96,6 +100,8 @@ class Scorer:
                 f"missing values in {', '.join(map(str, cols[:10]))} (first at data row {nan_rows[0] + 1})"
             )
         labels, score = self.predict_rows(X)
+        if self.kind == "regression":
+            return labels, None
         if score is not None and score.ndim == 2 and score.shape[1] == 2:
             score = score[:, 1]
         return labels, score
@@ -121,20 +127,44 @@ def load_scorer(services: Services, name: str, version: str) -> Scorer:
         if features is None and source:
             src = reg.load_sklearn(info.name, source)
             features = list(getattr(src, "feature_names_in_", [])) or None
-        return Scorer(features, lambda X: predictor.predict(X.to_numpy(dtype="float32")))
+        return Scorer(
+            features,
+            lambda X: predictor.predict(X.to_numpy(dtype="float32")),
+            kind=predictor.task,  # classification (arity from the labels) or regression
+        )
     from core.artifacts import sklearn_from_bytes
+    from core.tasks import task_of_model
 
     model = sklearn_from_bytes(files, ref=info.ref)
-    has_proba = hasattr(model, "predict_proba")
+    kind = task_of_model(model)
+    has_proba = kind != "regression" and hasattr(model, "predict_proba")
+    classes = getattr(model, "classes_", None) if kind != "regression" else None
     return Scorer(
         list(getattr(model, "feature_names_in_", [])) or list(input_columns(files) or []) or None,
         lambda X: (model.predict(X), model.predict_proba(X) if has_proba else None),
+        kind=kind,
+        classes=None if classes is None else list(classes),
+    )
+
+
+def version_task(
+    info: Any, scorer: Scorer, y_true: Any, y_pred: Any, override: str | None = None
+) -> Task:
+    """The version's task (core.tasks.resolve_task): what its model says, else the task
+    recorded at its first evaluation, else the caller's ``task``, else the labels' arity."""
+    return resolve_task(
+        ref=info.ref,
+        kind=scorer.kind,
+        stored=info.tags.get(TASK_TAG),
+        override=override,
+        labels=lambda: label_arity(y_true, y_pred),
     )
 
 
 class EvaluationRun(BaseModel):
     name: str
     version: str
+    task: str  # binary | multiclass | regression (core.tasks)
     dataset: dict[str, Any]
     n: int
     metrics: dict[str, float]
@@ -171,8 +201,11 @@ def evaluate_version(
     sensitive_features: list[str] | None = None,
     compare: bool = True,
     log_run: bool = True,
+    task: str | None = None,
 ) -> EvaluationRun:
-    """Load the version (digest-checked), predict on the dataset, evaluate like a reviewer."""
+    """Load the version (digest-checked), predict on the dataset, evaluate like a reviewer,
+    with its task's metrics (``task`` overrides detection only where the model is silent).
+    A logged evaluation records the version's task the first time."""
     from core.evaluation import Predictions, evaluate
 
     reg = services.registry
@@ -185,27 +218,48 @@ def evaluate_version(
                 f"sensitive feature column {col!r} is not in the dataset",
                 hint=f"Columns: {', '.join(map(str, frame.columns[:30]))}.",
             )
-    y_pred, y_score = load_scorer(services, info.name, info.version).predict(frame, label_column)
+    scorer = load_scorer(services, info.name, info.version)
+    y_pred, y_score = scorer.predict(frame, label_column)
+    y_true = frame[label_column].to_numpy()
+    version_kind = version_task(info, scorer, y_true, y_pred, task)
+    if log_run and TASK_TAG not in info.tags:
+        # Recorded once, by our code (a reserved tag): every later call reads it back and
+        # checks it against the model (core.tasks.resolve_task).
+        reg.set_tags(info.name, info.version, {TASK_TAG: version_kind})
     champion, champ_v = None, production_champion(services, info.name) if compare else None
+    limits = None
     if champ_v and champ_v != info.version:
-        champion = Predictions(
-            *load_scorer(services, info.name, champ_v).predict(frame, label_column)
-        )
-    limits = thresholds_for(services.thresholds, info.name)
+        champ_info = reg.get(info.name, champ_v)
+        champ_scorer = load_scorer(services, info.name, champ_v)
+        champion = Predictions(*champ_scorer.predict(frame, label_column))
+        champ_kind = version_task(champ_info, champ_scorer, y_true, champion.y_pred)
+        if champ_kind != version_kind:
+            raise InvalidInput(
+                f"{info.ref} is a {version_kind} model but the production champion "
+                f"{champ_info.ref} is {champ_kind}: they share no metric to compare on",
+                hint="Register the new model under its own name, or pass "
+                '"compare_with_champion": false to evaluate it alone.',
+            )
+        # The task's primary metric and bootstrap settings; a policy with none for this task
+        # is an explicit error (policies.gates.policy_gap), never a comparison on a guess.
+        limits = limits_for_task(services.thresholds, info.name, version_kind)
+    kind = evaluation_kind(version_kind)
     result = evaluate(
-        "classification",
-        frame[label_column].to_numpy(),
+        kind,
+        y_true,
         y_pred,
-        y_score,
+        y_score if kind == "classification" else None,
         metrics=metrics,
+        labels=scorer.classes if version_kind == "multiclass" and scorer.classes else None,
         sensitive_features=list(sensitive_features) if sensitive_features else None,
         features_df=frame.drop(columns=[label_column]),
         champion=champion,
-        comparison_params=comparison_params(limits) if champion is not None else None,
+        comparison_params=comparison_params(limits) if limits is not None else None,
     )
     run = EvaluationRun(
         name=info.name,
         version=info.version,
+        task=version_kind,
         dataset={**data.source, "label_column": label_column},
         n=result.n,
         metrics=result.metrics,
@@ -239,6 +293,11 @@ def _comparison_summary(comp: Any) -> dict[str, Any] | None:
         "verdict": comp.verdict,
         "reason": comp.reason,
         "primary_metric": comp.primary_metric,
+        "primary_higher_is_better": (
+            comp.per_metric[comp.primary_metric].higher_is_better
+            if comp.primary_metric in comp.per_metric
+            else None
+        ),
         "confidence": comp.confidence,
         "n_boot": comp.n_boot,
         "per_metric": {
@@ -247,6 +306,7 @@ def _comparison_summary(comp: Any) -> dict[str, Any] | None:
                 "ci_low": m.ci_low,
                 "ci_high": m.ci_high,
                 "verdict": m.verdict,
+                "higher_is_better": m.higher_is_better,
             }
             for k, m in comp.per_metric.items()
         },
@@ -292,6 +352,11 @@ class EvaluateModelInput(ToolInput):
     include_fairness: bool = False
     sensitive_features: list[str] = Field(default_factory=list, max_length=5)
     compare_with_champion: bool = True
+    task: Task | None = Field(
+        default=None,
+        description="binary, multiclass or regression; only where the model does not say "
+        "(it is detected from the model and recorded on the version at its first evaluation).",
+    )
 
     @model_validator(mode="after")
     def _one_model(self) -> EvaluateModelInput:
@@ -318,6 +383,7 @@ def evaluate_model(call: CallContext, args: EvaluateModelInput) -> EvaluationRun
         metrics=args.metrics,
         sensitive_features=args.sensitive_features if args.include_fairness else None,
         compare=args.compare_with_champion,
+        task=args.task,
     )
 
 

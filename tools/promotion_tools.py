@@ -112,6 +112,7 @@ def build_evidence(
         "candidate": {
             "name": info.name,
             "version": info.version,
+            "task": ev.task,  # picks the gates' thresholds (policies.gates.limits_for_task)
             "honesty": info.honesty,
             "artifact_sha256": info.artifact_sha256,
             "lineage": info.lineage,

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from policies.gates import thresholds_for
+from policies.gates import limits_for_task, metric_checks
 from policies.validations import ValidationRecord
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
@@ -56,15 +56,11 @@ def validate_version(
     info = services.registry.get(name, version)
     ev = evaluate_version(services, info.name, info.version, dataset, label_column)
     status = info.honesty.get("implementation_status", "")
-    limits = thresholds_for(services.thresholds, info.name)["minimums"].get(status, {})
-    reasons = []
-    for metric, floor in limits.items():
-        value = ev.metrics.get(metric)
-        if value is None:
-            reasons.append(f"{metric} unavailable: {ev.unavailable.get(metric, 'not measured')}")
-        elif value < floor:
-            reasons.append(f"{metric} {value:.4f} below minimum {floor}")
-    if not limits:
+    # The same bounds as the promotion gates, for the version's task (one writer: gates).
+    limits = limits_for_task(services.thresholds, info.name, ev.task)
+    checks = metric_checks(limits, status, ev.metrics, ev.unavailable)
+    reasons = [c.message for c in checks if not c.passed]
+    if not checks:
         reasons.append(f"no validation minimums for implementation_status {status or '(missing)'}")
     if ev.comparison and ev.comparison["verdict"] == "worse":
         reasons.append(f"worse than champion v{ev.champion_version}: {ev.comparison['reason']}")

@@ -58,6 +58,13 @@ def _identity(flag: bool) -> str:
     return "token" if flag else "claimed, unauthenticated"
 
 
+def _direction(higher_is_better: bool | None) -> str:
+    """A difference's sign means nothing without it: for rmse a negative change is a gain."""
+    if higher_is_better is None:
+        return ""
+    return " (higher is better)" if higher_is_better else " (lower is better)"
+
+
 def render_request(a: dict[str, Any]) -> None:
     from tools.authorship import review_evidence
 
@@ -87,17 +94,27 @@ def render_request(a: dict[str, Any]) -> None:
         c.print(
             f"  dataset      {ev['dataset']['path']} ({ev['dataset']['rows']} rows, sha256 {ev['dataset']['sha256'][:12]}…)"
         )
+        # Evidence from before versions had a task was a classifier's.
+        c.print(f"  task         {cand.get('task') or 'binary (not recorded)'}")
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(ev["metrics"].items()))
         c.print(f"  metrics      {metrics}")
         if ev.get("champion"):
             ch = ev["champion"]
             comp = ch.get("comparison") or {}
+            primary = comp.get("primary_metric")
             c.print(
-                f"  vs champion v{ch['version']}: {comp.get('verdict', 'not compared')} ({comp.get('reason', '')})"
+                f"  vs champion v{ch['version']}"
+                + (
+                    f" on {primary}{_direction(comp.get('primary_higher_is_better'))}"
+                    if primary
+                    else ""
+                )
+                + f": {comp.get('verdict', 'not compared')} ({comp.get('reason', '')})"
             )
             for k, m in sorted(comp.get("per_metric", {}).items()):
                 c.print(
-                    f"      {k:10} {m['difference']:+.4f}  CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]  {m['verdict']}"
+                    f"      {k:10} {m['difference']:+.4f}  CI [{m['ci_low']:+.4f}, {m['ci_high']:+.4f}]  "
+                    f"{m['verdict']}{_direction(m.get('higher_is_better'))}"
                 )
         else:
             c.print("  champion     none yet")

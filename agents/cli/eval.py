@@ -18,7 +18,8 @@ def eval_group() -> None:
 def render_evaluation(out: dict[str, Any]) -> None:
     c = console()
     c.print(
-        f"[bold]{out['name']} v{out['version']}[/bold] on {out['dataset']['path']} ({out['n']} rows)"
+        f"[bold]{out['name']} v{out['version']}[/bold] ({out.get('task', 'binary')}) on "
+        f"{out['dataset']['path']} ({out['n']} rows)"
     )
     for k, v in sorted(out["metrics"].items()):
         c.print(f"  {k:22} {v:.4f}")
@@ -27,7 +28,8 @@ def render_evaluation(out: dict[str, Any]) -> None:
     if out.get("comparison"):
         comp = out["comparison"]
         c.print(
-            f"  vs champion v{out['champion_version']}: [bold]{comp['verdict']}[/bold] ({comp['reason']})"
+            f"  vs champion v{out['champion_version']} on {comp['primary_metric']}: "
+            f"[bold]{comp['verdict']}[/bold] ({comp['reason']})"
         )
     if out.get("fairness"):
         f = out["fairness"]

@@ -220,21 +220,58 @@ def _threshold_loosening(old: Any, new: Any, changed_paths: list[str]) -> list[t
     for model, label, base in scopes:
         before = thresholds_for(old.thresholds, model)
         after = thresholds_for(new.thresholds, model)
-        for status, limits in (before.get("minimums") or {}).items():
-            now = (after.get("minimums") or {}).get(status, {})
-            for metric, floor in limits.items():
-                ypath = f"{base}.minimums.{status}.{metric}"
+        for task in _reviewed_tasks(old.thresholds, new.thresholds, model):
+            out += _bounds_loosening(old.thresholds, new.thresholds, model, task, label, base)
+        if before.get("block_inconclusive") is True and after.get("block_inconclusive") is not True:
+            out.append((f"{label}: block_inconclusive switched off", f"{base}.block_inconclusive"))
+    return out
+
+
+def _reviewed_tasks(old: dict, new: dict, model: str) -> list[str]:
+    """binary (the top-level keys) always; multiclass where a policy gives it its own section
+    (else it equals binary); regression always (a policy without it has nothing to loosen)."""
+    sections = [t.get("default") or {} for t in (old, new)]
+    sections += [(t.get("models") or {}).get(model) or {} for t in (old, new)]
+    multi = any("multiclass" in s for s in sections)
+    return ["binary", *(["multiclass"] if multi else []), "regression"]
+
+
+def _bounds_loosening(
+    old: dict, new: dict, model: str, task: str, label: str, base: str
+) -> list[tuple[str, str]]:
+    """Minimums lowered or removed and maximums raised or removed, for one task."""
+    from core.errors import GateFailed
+    from policies.gates import limits_for_task
+
+    try:
+        before = limits_for_task(old, model, task)
+    except GateFailed:
+        return []  # nothing was enforced for this task before
+    try:
+        after = limits_for_task(new, model, task)
+    except GateFailed:
+        after = {"minimums": {}, "maximums": {}}
+    where = label if task == "binary" else f"{label} ({task})"
+    prefix = base if task == "binary" else f"{base}.{task}"
+    out = []
+    for kind, word, looser in (
+        ("minimums", "minimum", lambda was, now: now < was),
+        ("maximums", "maximum", lambda was, now: now > was),
+    ):
+        for status, limits in (before.get(kind) or {}).items():
+            now = (after.get(kind) or {}).get(status, {})
+            for metric, bound in (limits or {}).items():
+                ypath = f"{prefix}.{kind}.{status}.{metric}"
                 if metric not in now:
-                    out.append((f"{label}: minimum {status}.{metric} ({floor}) removed", ypath))
-                elif _num(now[metric]) and _num(floor) and now[metric] < floor:
+                    out.append((f"{where}: {word} {status}.{metric} ({bound}) removed", ypath))
+                elif _num(now[metric]) and _num(bound) and looser(bound, now[metric]):
+                    change = "lowered" if kind == "minimums" else "raised"
                     out.append(
                         (
-                            f"{label}: minimum {status}.{metric} lowered {floor} -> {now[metric]}",
+                            f"{where}: {word} {status}.{metric} {change} {bound} -> {now[metric]}",
                             ypath,
                         )
                     )
-        if before.get("block_inconclusive") is True and after.get("block_inconclusive") is not True:
-            out.append((f"{label}: block_inconclusive switched off", f"{base}.block_inconclusive"))
     return out
 
 

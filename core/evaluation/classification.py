@@ -53,6 +53,10 @@ register_builtin(
 )
 
 _EPS = float(np.finfo(np.float64).eps)
+# Probability rows may come as float32 (XGBoost, ONNX Runtime): a row sums to 1 only within
+# float32 rounding. scikit-learn's log_loss accepts float32 rows within sqrt(eps32); so do we,
+# for every dtype (a float32 row cast to float64 keeps its float32 rounding).
+PROBA_SUM_TOLERANCE = float(np.sqrt(np.finfo(np.float32).eps))
 
 
 @dataclass
@@ -347,10 +351,12 @@ def prepare_scores(y_score: Any, n: int, enc: EncodedLabels) -> Scores:
         )
     elif s.ndim == 2:
         sums = s.sum(axis=1)
-        off = np.flatnonzero(~np.isclose(sums, 1.0, rtol=np.sqrt(_EPS), atol=0))
+        off = np.flatnonzero(np.abs(sums - 1.0) > PROBA_SUM_TOLERANCE)
         if len(off):
+            # repr: the shortest digits that round-trip, so the sum shown is never "1".
             out.probability_problem = (
-                f"rows of y_score do not sum to 1 (row {off[0]} sums to {sums[off[0]]:.6g}); "
+                f"rows of y_score do not sum to 1 within {PROBA_SUM_TOLERANCE:.2g} "
+                f"({describe_rows(off)}; row {off[0]} sums to {float(sums[off[0]])!r}); "
                 "pass probabilities"
             )
     return out
