@@ -281,7 +281,9 @@ def build_signature(model: OwnModel, rows: Any | None, *, ref: str, keep: bool) 
         except InvalidInput:
             raise
         except Exception as exc:  # the registrant's model failed on their own rows
-            text = [str(c) for c in rows.columns if rows[c].dtype == object]
+            import pandas as pd
+
+            text = [str(c) for c in rows.columns if not pd.api.types.is_numeric_dtype(rows[c])]
             which = f" (non-numeric columns: {', '.join(text[:10])})" if text else ""
             raise InvalidInput(
                 f"{ref} failed to predict on the sample rows{which}: {exc}",

@@ -195,6 +195,7 @@ def tree_problem(model: Any, max_depth: int = MAX_TREE_WALK_DEPTH) -> str | None
     leaf_types = (str, bytes, int, float, complex, bool, type(None))
     seen: set[int] = set()
     count = 0
+    estimators: list[Any] = []
     # (object, depth, its holder's own n_features_in_, nearest n_features above it)
     stack: list[tuple[Any, int, Any, Any]] = [(model, 0, None, None)]
     while stack:
@@ -213,7 +214,8 @@ def tree_problem(model: Any, max_depth: int = MAX_TREE_WALK_DEPTH) -> str | None
             count += 1
             problem = _hgb_predictor_problem(obj, above_n)
         elif kind[0] == _HGB_MODULE:
-            problem = _hgb_estimator_problem(obj)
+            # Checked after the walk: a defect of one of its trees is named more precisely.
+            estimators.append(obj)
         elif kind == ("xgboost.core", "Booster"):
             count += 1
             problem = _xgboost_problem(obj)
@@ -238,6 +240,10 @@ def tree_problem(model: Any, max_depth: int = MAX_TREE_WALK_DEPTH) -> str | None
                 built = attrs.get("_n_features", own)
                 above_n = built if isinstance(built, int) else above_n
         stack += [(child, depth + 1, holder_n, above_n) for child in reversed(children)]
+    for est in estimators:
+        problem = _hgb_estimator_problem(est)
+        if problem:
+            return f"{type(est).__name__} {problem}"
     return None
 
 

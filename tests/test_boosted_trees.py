@@ -157,7 +157,7 @@ def test_every_trusted_tree_type_is_needed_and_loads_checked() -> None:
     models = [
         HistGradientBoostingRegressor(max_iter=5).fit(X, y),
         xgboost.XGBRegressor(n_estimators=5, n_jobs=1).fit(X, y),
-        lightgbm.LGBMRegressor(n_estimators=5, verbose=-1).fit(X, y),
+        lightgbm.LGBMRegressor(n_estimators=5, verbose=-1, n_jobs=1).fit(X, y),
     ]
     for model in models:
         data = skops.io.dumps(model)
@@ -209,7 +209,7 @@ def test_xgboost_split_feature_out_of_range_is_refused() -> None:
 
 def test_lightgbm_split_feature_out_of_range_is_refused() -> None:
     X = np.random.default_rng(3).normal(size=(100, 3))
-    model = lightgbm.LGBMRegressor(n_estimators=3, verbose=-1).fit(X, X[:, 0])
+    model = lightgbm.LGBMRegressor(n_estimators=3, verbose=-1, n_jobs=1).fit(X, X[:, 0])
     assert tree_problem(model) is None
     # One digit for one digit: the header records each tree's size in bytes.
     text = re.sub(
