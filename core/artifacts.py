@@ -31,11 +31,17 @@ MLFLOW_ADDED_FILES = frozenset({"registered_model_meta"})
 # structure. XGBoost's and LightGBM's scikit-learn API classifiers/regressors (registered with
 # ``agent models register``) need their estimator class and their booster, which skops rebuilds
 # through the booster's own ``__setstate__`` from the model's native bytes (no pickle);
-# LightGBM keeps its parameters in an OrderedDict. Found with ``skops.io.get_untrusted_types``
+# LightGBM keeps its parameters in an OrderedDict; core.tree_checks checks both boosters'
+# trees (child and feature indices) after load. Found with ``skops.io.get_untrusted_types``
 # on fitted models (xgboost 3.2, lightgbm 4.7); anything else is refused at registration and
 # at load.
 SKOPS_TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
+    # HistGradientBoosting's trees (the tracker's gradient_boosting): a structured node array
+    # plus category bitsets, rebuilt by skops from arrays; core.tree_checks checks both, and
+    # the estimator's binning mapper (its category lists write into the predict bitsets).
+    # scikit-learn 1.9 needs no other type for it (its _BinMapper is a plain sklearn object).
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
     "xgboost.sklearn.XGBRegressor",
@@ -217,8 +223,9 @@ def artifact_flavors(files: Mapping[str, bytes]) -> dict[str, Any]:
     return (yaml.safe_load(mlmodel) or {}).get("flavors") or {}
 
 
-def input_columns(files: Mapping[str, bytes]) -> tuple[str, ...] | None:
-    """The input column names, in order, of the signature in a model folder's ``MLmodel``;
+def input_schema(files: Mapping[str, bytes]) -> tuple[tuple[str, str], ...] | None:
+    """``(name, type)`` of every input column, in order, of the signature in a model folder's
+    ``MLmodel`` (types as MLflow writes them: ``string``, ``double``, ``long``, ``boolean``...);
     None for a tensor signature or none at all (the model then takes row vectors only)."""
     mlmodel = files.get("MLmodel")
     sig = ((yaml.safe_load(mlmodel) or {}).get("signature") or {}) if mlmodel else {}
@@ -231,7 +238,13 @@ def input_columns(files: Mapping[str, bytes]) -> tuple[str, ...] | None:
         for s in specs
     ):
         return None
-    return tuple(s["name"] for s in specs)
+    return tuple((s["name"], str(s.get("type") or "")) for s in specs)
+
+
+def input_columns(files: Mapping[str, bytes]) -> tuple[str, ...] | None:
+    """The input column names, in order, of the signature (``input_schema``)."""
+    schema = input_schema(files)
+    return tuple(name for name, _ in schema) if schema else None
 
 
 def artifact_runtime(files: Mapping[str, bytes]) -> str | None:

@@ -204,8 +204,33 @@ def input_sample(
     rows = frame[cols].head(SAMPLE_ROWS)
     if rows.empty:
         raise InvalidInput(f"{what} has no rows", hint=NO_SCHEMA_HINT)
-    _check_numeric(rows, what)
-    return rows.astype("float64")
+    # A scikit-learn model may take string columns (a pipeline that encodes them; predicting
+    # on the rows in build_signature checks it does); an ONNX graph takes one float tensor.
+    strings = _string_columns(rows, what) if model.kind != "onnx" else []
+    numbers = [c for c in cols if c not in strings]
+    _check_numeric(rows[numbers], what)
+    return rows.astype({c: "float64" for c in numbers})
+
+
+def _string_columns(rows: Any, what: str) -> list[str]:
+    """The columns holding text only (object / string dtype, every value a str)."""
+    import pandas as pd
+
+    out = []
+    for c in rows.columns:
+        s = rows[c]
+        if pd.api.types.is_numeric_dtype(s) or not (
+            pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
+        ):
+            continue
+        if s.isna().any():
+            raise InvalidInput(
+                f"{what} has missing values in the string column {c!r}",
+                hint="Give rows without missing values: they define the input schema.",
+            )
+        if all(isinstance(v, str) for v in s):
+            out.append(c)
+    return out
 
 
 def _check_numeric(rows: Any, what: str) -> None:
@@ -219,8 +244,8 @@ def _check_numeric(rows: Any, what: str) -> None:
     if non_numeric:
         raise InvalidInput(
             f"{what} has non-numeric feature columns: {', '.join(map(str, non_numeric[:10]))}",
-            hint="The gateway serves numeric features: encode categories before the model (or "
-            "inside an ONNX graph with a numeric input).",
+            hint="The gateway serves numbers, and strings to a scikit-learn pipeline that "
+            "encodes them; encode other types (booleans, dates) before the model.",
         )
     import numpy as np
 
@@ -256,7 +281,15 @@ def build_signature(model: OwnModel, rows: Any | None, *, ref: str, keep: bool) 
         except InvalidInput:
             raise
         except Exception as exc:  # the registrant's model failed on their own rows
-            raise InvalidInput(f"{ref} failed to predict on the sample rows: {exc}") from exc
+            import pandas as pd
+
+            text = [str(c) for c in rows.columns if not pd.api.types.is_numeric_dtype(rows[c])]
+            which = f" (non-numeric columns: {', '.join(text[:10])})" if text else ""
+            raise InvalidInput(
+                f"{ref} failed to predict on the sample rows{which}: {exc}",
+                hint="String columns are served to a scikit-learn pipeline that encodes them "
+                "(e.g. a ColumnTransformer with a OneHotEncoder); encode them otherwise.",
+            ) from exc
     own = model.signature if model.signature is not None and model.signature.inputs else None
     if own is not None and (keep or rows is None or _signature_columns(own) is not None):
         return own

@@ -77,6 +77,9 @@ class Scorer:
     predict_rows: Any  # (X: np.ndarray | DataFrame) -> (labels, probabilities | None)
     kind: ModelKind | None = None  # what the model says it is (core.tasks.task_of_model)
     classes: list[Any] | None = None  # a classifier's classes_, in its probability order
+    # Columns the version's input schema declares as strings: fed as they are (a pipeline
+    # that one-hot encodes them); every other feature column must be numeric.
+    string_columns: frozenset[str] = frozenset()
 
     def predict(self, frame: Any, label_column: str) -> tuple[Any, Any]:
         import pandas as pd
@@ -88,10 +91,16 @@ class Scorer:
                 f"the dataset lacks feature columns the model needs: {', '.join(map(str, missing[:10]))}"
             )
         X = frame[features]
-        non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(X[c])]
+        non_numeric = [
+            c
+            for c in features
+            if not pd.api.types.is_numeric_dtype(X[c]) and c not in self.string_columns
+        ]
         if non_numeric:
             raise InvalidInput(
-                f"non-numeric feature columns: {', '.join(map(str, non_numeric[:10]))}"
+                f"non-numeric feature columns: {', '.join(map(str, non_numeric[:10]))}",
+                hint="The version's input schema declares these columns as numbers; "
+                "see `agent models show NAME --version VERSION` for its input columns.",
             )
         nan_rows = X.isna().any(axis=1).to_numpy().nonzero()[0]
         if len(nan_rows):
@@ -132,18 +141,20 @@ def load_scorer(services: Services, name: str, version: str) -> Scorer:
             lambda X: predictor.predict(X.to_numpy(dtype="float32")),
             kind=predictor.task,  # classification (arity from the labels) or regression
         )
-    from core.artifacts import sklearn_from_bytes
+    from core.artifacts import input_schema, sklearn_from_bytes
     from core.tasks import task_of_model
 
     model = sklearn_from_bytes(files, ref=info.ref)
     kind = task_of_model(model)
     has_proba = kind != "regression" and hasattr(model, "predict_proba")
     classes = getattr(model, "classes_", None) if kind != "regression" else None
+    strings = frozenset(n for n, t in input_schema(files) or () if t == "string")
     return Scorer(
         list(getattr(model, "feature_names_in_", [])) or list(input_columns(files) or []) or None,
         lambda X: (model.predict(X), model.predict_proba(X) if has_proba else None),
         kind=kind,
         classes=None if classes is None else list(classes),
+        string_columns=strings,
     )
 
 

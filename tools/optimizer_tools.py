@@ -96,23 +96,40 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
     child = _existing_child(reg, info, args.goal)
     if child is not None:
         return child
+    from core.artifacts import input_schema
+    from core.optimizer.export import ExportUnsupported, positional_copy
+
     model = reg.load_sklearn(info.name, info.version)  # digest-checked before loading
-    X, rows_source = _holdout_rows(services, info, model, args)
     out_dir = (
         services.settings.home_dir / "optimizer" / f"{name}-v{info.version}-{secrets.token_hex(3)}"
     )
-    with warnings.catch_warnings():
-        # The rows were selected by the model's own feature names, so sklearn's warning
-        # about a nameless array says nothing here (and costs time in the benchmarks).
-        warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        report = optimize(
-            model,
-            X[:5],
-            X,
-            goal=args.goal,
-            out_dir=out_dir,
-            benchmark=BenchmarkSettings(max_seconds_per_measurement=args.benchmark_seconds),
+    strings = [n for n, t in input_schema(reg.verified_files(info)) or () if t == "string"]
+    if strings:
+        return _kept_on_skops(
+            info,
+            out_dir,
+            f"v{info.version} takes string columns ({', '.join(strings[:10])}): an ONNX graph "
+            "of it would need string inputs, and the gateway's ONNX path takes one float32 "
+            "tensor",
         )
+    X, rows_source = _holdout_rows(services, info, model, args)
+    try:
+        with warnings.catch_warnings():
+            # The rows were selected by the model's own feature names, so sklearn's warning
+            # about a nameless array says nothing here (and costs time in the benchmarks).
+            warnings.filterwarnings("ignore", message="X does not have valid feature names")
+            report = optimize(
+                # Columns picked by name become positions in a copy (export and parity run
+                # on arrays in the model's own feature order).
+                positional_copy(model),
+                X[:5],
+                X,
+                goal=args.goal,
+                out_dir=out_dir,
+                benchmark=BenchmarkSettings(max_seconds_per_measurement=args.benchmark_seconds),
+            )
+    except ExportUnsupported as exc:
+        return _kept_on_skops(info, out_dir, exc.message, rows_source)
     benchmarks = [b.model_dump(mode="json") for b in report.benchmarks]
     parity = report.parity.model_dump(mode="json")
     if report.artifact_path is None:
@@ -199,6 +216,36 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
         honesty=new.honesty,
         lineage=new.lineage,
         report=report.report_path,
+        rows_source=rows_source,
+    )
+
+
+def _kept_on_skops(
+    info: Any, out_dir: Path, why: str, rows_source: str = ""
+) -> OptimizeModelOutput:
+    """Nothing registered: the version keeps serving through skops; report.json says why."""
+    import json
+
+    reason = f"sklearn: kept on scikit-learn (skops); no ONNX artifact: {why}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.json"
+    path.write_text(
+        json.dumps({"source_version": info.version, "adopted": "sklearn", "reason": reason}),
+        encoding="utf-8",
+    )
+    return OptimizeModelOutput(
+        name=info.name,
+        source_version=info.version,
+        registered=False,
+        version=None,
+        adopted="sklearn",
+        reason=reason,
+        parity={},
+        benchmarks=[],
+        artifact_sha256=None,
+        honesty=info.honesty,
+        lineage={},
+        report=str(path),
         rows_source=rows_source,
     )
 

@@ -15,8 +15,23 @@ from pydantic import BaseModel
 from core.errors import InvalidInput
 from core.honesty import HonestyMetadata, HonestyWarning, ImplementationStatus
 
-MODEL_TYPES = ("logistic_regression", "linear_regression", "random_forest", "gradient_boosting")
-_ALIASES = {"rf": "random_forest", "xgboost": "gradient_boosting", "lightgbm": "gradient_boosting"}
+MODEL_TYPES = (
+    "logistic_regression",
+    "linear_regression",
+    "random_forest",
+    "gradient_boosting",
+    "xgboost",
+    "lightgbm",
+)
+_ALIASES = {"rf": "random_forest", "hist_gradient_boosting": "gradient_boosting"}
+# The boosting libraries' own scikit-learn estimators (never a stand-in: a run that says
+# "xgboost" trained XGBoost). They are optional; a missing one is an error naming the package.
+_BOOSTING = {
+    ("xgboost", "classification"): ("xgboost", "XGBClassifier", "xgboost-cpu"),
+    ("xgboost", "regression"): ("xgboost", "XGBRegressor", "xgboost-cpu"),
+    ("lightgbm", "classification"): ("lightgbm", "LGBMClassifier", "lightgbm"),
+    ("lightgbm", "regression"): ("lightgbm", "LGBMRegressor", "lightgbm"),
+}
 
 
 class TrackedTraining(BaseModel):
@@ -35,6 +50,20 @@ class TrackedTraining(BaseModel):
     model_uri: str
 
 
+def _boosting_class(model_type: str, task: str) -> Any:
+    import importlib
+
+    module, name, package = _BOOSTING[(model_type, task)]
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise InvalidInput(
+            f"model_type {model_type} needs the {package!r} package, which is not installed",
+            hint=f"pip install {package}, or train model_type gradient_boosting "
+            "(scikit-learn's HistGradientBoosting).",
+        ) from exc
+
+
 def _estimator(model_type: str, task: str, params: dict[str, Any], seed: int) -> Any:
     from sklearn import ensemble, linear_model
 
@@ -47,6 +76,8 @@ def _estimator(model_type: str, task: str, params: dict[str, Any], seed: int) ->
         ("gradient_boosting", "regression"): ensemble.HistGradientBoostingRegressor,
     }
     cls = classes.get((model_type, task))
+    if (model_type, task) in _BOOSTING:
+        cls = _boosting_class(model_type, task)
     if cls is None:
         raise InvalidInput(f"{model_type} does not fit a {task} target")
     valid = cls().get_params()
@@ -59,6 +90,11 @@ def _estimator(model_type: str, task: str, params: dict[str, Any], seed: int) ->
     extra = {"random_state": seed} if "random_state" in valid else {}
     if cls is linear_model.LogisticRegression:
         extra["max_iter"] = params.get("max_iter", 1000)
+    if model_type in ("xgboost", "lightgbm"):
+        # One thread: the machine's cores are the gateway's; quiet: LightGBM logs per tree.
+        extra["n_jobs"] = 1
+        if model_type == "lightgbm":
+            extra["verbose"] = -1
     try:
         return cls(**{**extra, **params})
     except (TypeError, ValueError) as exc:
@@ -111,6 +147,17 @@ def train_tracked(
         raise InvalidInput(f"label column {label_column!r} has missing values")
     y = frame[label_column]
     task = "regression" if y.dtype.kind == "f" and y.nunique() > 20 else "classification"
+    if model_type == "xgboost" and task == "classification":
+        classes = sorted(y.unique().tolist(), key=str)
+        if classes != list(range(len(classes))):
+            # XGBClassifier fits only labels 0..k-1; re-coding them here would make the
+            # registered model answer with codes instead of the user's labels.
+            raise InvalidInput(
+                f"xgboost classifies labels 0..k-1 only; {label_column!r} has "
+                f"{', '.join(map(str, classes[:5]))}",
+                hint="Encode the label as 0..k-1, or train model_type lightgbm or "
+                "gradient_boosting, which take any labels.",
+            )
     dropped: dict[str, str] = {}
     numeric, cats = [], []
     for col in frame.columns:

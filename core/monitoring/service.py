@@ -99,16 +99,23 @@ class MonitoringService:
         """The model's answers on the reference sample (prediction drift, calibration)."""
         import pandas as pd
 
+        from core.optimizer.predictor import OnnxPredictor
+
         numeric = [f for f in profile.features if profile.kinds[f] == "numeric"]
         try:
-            if len(numeric) != len(profile.features):
-                raise ValueError("the model takes categorical features the gateway cannot serve")
             model = self.registry.load(info.name, info.version)
+            # A scikit-learn pipeline takes the sample as a DataFrame, strings included.
             x = pd.DataFrame({f: profile.samples[f] for f in profile.features})
-            if hasattr(model, "predict_proba"):
+            if not isinstance(model, OnnxPredictor):
                 profile.predictions = np.asarray(model.predict(x))
-                profile.probabilities = np.asarray(model.predict_proba(x), dtype=float)
-            else:  # OnnxPredictor
+                profile.probabilities = (
+                    np.asarray(model.predict_proba(x), dtype=float)
+                    if hasattr(model, "predict_proba")
+                    else None
+                )
+            elif len(numeric) != len(profile.features):
+                raise ValueError("its ONNX graph takes numbers only, the sample has categories")
+            else:
                 labels, proba = model.predict(x.to_numpy(dtype=np.float32))
                 profile.predictions = np.asarray(labels)
                 profile.probabilities = None if proba is None else np.asarray(proba, dtype=float)

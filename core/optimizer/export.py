@@ -23,6 +23,42 @@ ONNXMLTOOLS_REQUIREMENT = "onnxmltools>=1.16"
 Task = Literal["classification", "regression"]
 
 
+class ExportUnsupported(InvalidInput):
+    """No converter turns this model into the one-float32-input graph the gateway serves:
+    the version keeps serving through skops, and the optimizer's report says why."""
+
+
+def positional_copy(model: Any) -> Any:
+    """``model`` with its first ColumnTransformer's column names replaced by positions (in
+    ``feature_names_in_`` order), so skl2onnx can read the columns from one input tensor and
+    parity can run on an array; the model itself when it selects no columns by name. Only
+    the copy changes (the registered model is never modified); on an array in that order it
+    computes what the model computes on the named frame."""
+    import copy
+
+    steps = getattr(model, "steps", None)
+    first = steps[0][1] if isinstance(steps, list) and steps else None
+    names = getattr(first, "feature_names_in_", None)
+    fitted = getattr(first, "transformers_", None)
+    if names is None or not fitted:
+        return model
+    index = {str(n): j for j, n in enumerate(names)}
+
+    def positions(cols: Any) -> Any:
+        if isinstance(cols, str) and cols in index:
+            return [index[cols]]
+        if isinstance(cols, list) and cols and all(isinstance(c, str) for c in cols):
+            return [index[c] for c in cols]
+        return cols
+
+    if not any(positions(cols) is not cols for _, _, cols in fitted):
+        return model
+    out = copy.deepcopy(model)
+    head = out.steps[0][1]
+    head.transformers_ = [(n, t, positions(cols)) for n, t, cols in head.transformers_]
+    return out
+
+
 @dataclass(frozen=True)
 class ExportedModel:
     """An ONNX graph plus what the rest of the optimizer needs to know about it."""
@@ -160,8 +196,10 @@ def _export_sklearn(
             options=options,
             target_opset=target_opset,
         )
-    except (MissingShapeCalculator, MissingConverter) as exc:
-        raise InvalidInput(
+    except (MissingShapeCalculator, MissingConverter, RuntimeError, ValueError) as exc:
+        # skl2onnx reports a step it cannot convert (or convert into one float32 input) as
+        # a missing converter, a RuntimeError (column names) or a ValueError (node build).
+        raise ExportUnsupported(
             f"skl2onnx has no converter for {model_type_name(model)} (or a step inside it): "
             f"{str(exc).splitlines()[0]}",
             hint="Supported: scikit-learn estimators/pipelines skl2onnx can convert, and "

@@ -21,6 +21,7 @@ import orjson
 
 from core.monitoring.feedback import FeedbackError, parse_feedback
 from core.serving.metrics import observe, render
+from core.serving.mixed_input import parse_mixed
 from core.serving.named_input import NAMED_KEYS, named_features
 
 if TYPE_CHECKING:
@@ -104,15 +105,23 @@ def _fits_float64(rows: list) -> bool:
 
 
 def parse_features(
-    body: Any, n_features: int, dtype: type, columns: dict[str, int] | None = None
+    body: Any,
+    n_features: int,
+    dtype: type,
+    columns: dict[str, int] | None = None,
+    mixed: Any = None,
 ) -> tuple[np.ndarray, bool, list]:
     """``{"features": [x1..xn]}`` (one row) or ``{"features": [[...], ...]}`` (a batch); or
     named columns (``core.serving.named_input``), reordered by ``columns`` (name -> position).
+    A version with string columns (``mixed``, a ``MixedSchema``) takes named rows only
+    (``core.serving.mixed_input``).
 
     Returns the model input, whether it was a single row, and the parsed list (for the log).
     """
     if type(body) is not dict:
         raise BadRequest('body must be a JSON object with a "features" array')
+    if mixed is not None:
+        return parse_mixed(body, mixed, MAX_ROWS)
     feats = body.get("features")
     if feats is None and not NAMED_KEYS.isdisjoint(body):
         feats = named_features(body, columns)
@@ -327,7 +336,7 @@ class GatewayApp:
                 raise BadRequest(f"malformed JSON: {exc}", 400, "bad_json") from exc
             route = table.pick_sticky(key) if key else table.pick()
             x, single, feats = parse_features(
-                parsed, route.n_features, route.dtype, route.column_index
+                parsed, route.n_features, route.dtype, route.column_index, route.mixed
             )
         except BadRequest as exc:
             if exc.by_model:  # raised by parse_features, after the pick: route is bound

@@ -16,6 +16,7 @@ import queue
 import secrets
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -256,29 +257,14 @@ class Gateway:
         batcher = self._batchers.get(key)
         labels = (*key, *(getattr(served, f) for f in _LABEL_FIELDS))
         if labels not in self._labelled:
-            self._labelled[labels] = LoadedVersion(
-                served,
-                base.runtime,
-                base.n_features,
-                base.dtype,
-                base.predict,
-                new_stats(),
-                base.columns,
-                batcher,
+            # replace(): every field the loader prepared (columns, mixed schema) carries over.
+            self._labelled[labels] = replace(
+                base, served=served, stats=new_stats(), batcher=batcher
             )
         shared = self._labelled[labels]
         if shared.served == served:
             return shared
-        return LoadedVersion(
-            served,
-            base.runtime,
-            base.n_features,
-            base.dtype,
-            base.predict,
-            shared.stats,
-            base.columns,
-            batcher,
-        )
+        return replace(base, served=served, stats=shared.stats, batcher=batcher)
 
     def refresh(self) -> bool:
         """Load the latest revision if it is newer than the one being served; True if swapped."""
@@ -313,7 +299,9 @@ class Gateway:
             prefixes,
         )
         for v in loaded_live + shadows:  # warm up: the first real request pays no lazy init
-            v.predict(np.zeros((1, v.n_features), dtype=v.dtype))
+            row = v.warmup_input()
+            if row is not None:
+                v.predict(row)
         self.table = table
         # Taken after the swap: a request the old table served is never counted for the new
         # step (the few the new one serves in between are left out, never added).

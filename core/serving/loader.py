@@ -19,6 +19,7 @@ from core.artifacts import (  # noqa: F401 - read_verified and artifact_flavors 
     artifact_flavors,
     artifact_runtime,
     input_columns,
+    input_schema,
     onnx_bytes,
     read_verified,
     sklearn_from_bytes,
@@ -26,6 +27,7 @@ from core.artifacts import (  # noqa: F401 - read_verified and artifact_flavors 
 from core.deployment import ServedVersion
 from core.errors import InvalidInput
 from core.honesty import ImplementationStatus
+from core.serving.mixed_input import NUMBER, STRING, build_schema, column_kind, has_strings
 
 PredictFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 # Model calls at or under this cost run on the event loop; slower ones go to a thread.
@@ -64,12 +66,21 @@ class LoadedVersion:
     columns: tuple[str, ...] | None = None
     # core.serving.batching.Batcher shared by every route of this model (None: unbatched).
     batcher: Any = field(default=None, compare=False, repr=False)
+    # A version whose schema has string columns (core.serving.mixed_input.MixedSchema):
+    # named rows only, parsed into an object array. None: the numeric fast path.
+    mixed: Any = field(default=None, compare=False, repr=False)
     inline: bool = field(init=False)  # answered on the event loop (µs-scale model calls)
     column_index: dict[str, int] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.inline = self.runtime in INLINE_RUNTIMES
         self.column_index = {c: i for i, c in enumerate(self.columns)} if self.columns else None
+
+    def warmup_input(self) -> np.ndarray | None:
+        """A row the model takes (None: no safe row is known, so no warm-up call)."""
+        if self.mixed is not None:
+            return self.mixed.warmup_row()
+        return np.zeros((1, self.n_features), dtype=self.dtype)
 
     @property
     def honesty_compliant(self) -> bool:
@@ -132,10 +143,63 @@ def _load_sklearn(
     # count itself, so that warning carries no information here.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
     has_proba = hasattr(model, "predict_proba")
+    n_features = int(model.n_features_in_)
+    schema = input_schema(files)
+    if schema is not None and len(schema) != n_features:
+        schema = None  # a signature that does not describe the model's input: row vectors
+    mixed = None
+    if schema is not None and has_strings(schema):
+        mixed = build_schema(model, schema)
+    frame = _frame_maker(model, schema) if schema is not None else None
 
     def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if frame is not None:
+            x = frame(x)
         # XGBoost returns batch probabilities in Fortran order, which orjson cannot write.
         proba = np.ascontiguousarray(model.predict_proba(x)) if has_proba else None
         return model.predict(x), proba
 
-    return LoadedVersion(served, "sklearn", int(model.n_features_in_), np.float64, predict, stats)
+    dtype = object if mixed is not None else np.float64
+    return LoadedVersion(served, "sklearn", n_features, dtype, predict, stats, mixed=mixed)
+
+
+def _frame_maker(
+    model: Any, schema: tuple[tuple[str, str], ...]
+) -> Callable[[np.ndarray], Any] | None:
+    """For a model that selects its columns by name (a ColumnTransformer given names, or a
+    mixed-type schema): rows -> a DataFrame with the signature's names and each column's
+    type (numbers float64, strings object). None: the model takes the array as it is."""
+    import pandas as pd
+
+    names = [n for n, _ in schema]
+    kinds = [column_kind(t) for _, t in schema]
+    if not (_selects_by_name(model) or STRING in kinds):
+        return None
+    numeric = all(k == NUMBER for k in kinds)
+
+    def frame(x: np.ndarray) -> Any:
+        if numeric:
+            return pd.DataFrame(x, columns=names, copy=False)
+        return pd.DataFrame(
+            {
+                n: x[:, j].astype(np.float64) if k == NUMBER else x[:, j]
+                for j, (n, k) in enumerate(zip(names, kinds, strict=True))
+            }
+        )
+
+    return frame
+
+
+def _selects_by_name(model: Any) -> bool:
+    """Whether the model's first step is a ColumnTransformer that picks columns by name
+    (it then refuses a plain array: "Specifying the columns using strings is only
+    supported for dataframes")."""
+    first = model
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and steps:
+        first = steps[0][1]
+    transformers = getattr(first, "transformers_", None) or []
+    return any(
+        isinstance(cols, str) or (isinstance(cols, list) and any(isinstance(c, str) for c in cols))
+        for _, _, cols in transformers
+    )
