@@ -41,7 +41,7 @@ def test_agents_list(home, capsys) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--input", '{"query": "x"'], 2, "looks like JSON but is not valid"),
+        (["--input", '{"query": "x"'], 2, "is not valid JSON"),
         (["--input", '{"prompt": "x"}'], 2, "unrecognized input keys: prompt"),
         (["--input", '{"workflow": "teleport"}'], 2, "unknown workflow"),
         (["--input", "list approvals", "--as", "mallory"], 3, "not a person listed"),

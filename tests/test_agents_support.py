@@ -103,6 +103,7 @@ _KNOWN = {
     "treatment_version": "2",  # an A/B test compares two different versions
     "dataset": "missing.csv",
     "thread_id": "thread-that-does-not-exist",
+    "features": [0.0],  # predict: one of its input forms (a row)
 }
 
 

@@ -21,6 +21,7 @@ from importlib import metadata
 
 import yaml
 
+from core import tree_checks
 from core.artifacts import (
     SKOPS_TRUSTED_TYPES,
     artifact_flavors,
@@ -34,13 +35,6 @@ from core.artifacts import (
 from core.errors import InvalidInput
 from core.honesty import HONESTY_FIELDS
 from core.onnx_checks import FIX_HINT, external_tensors
-from core.tree_checks import (
-    MAX_TREE_WALK_DEPTH,
-    TREE_FIX_HINT,
-    _hgb_predictor_problem,
-    _sklearn_tree_problem,
-    tree_problem,
-)
 
 # MLflow column types -> the JSON types the generated request model accepts.
 COLUMN_TYPES = {
@@ -61,16 +55,14 @@ RUNTIME_PACKAGES = {
 _CHECK_MARK = "# <model checks>\n"
 _CHECK_SOURCE = "\n\n".join(
     [
-        f"FIX_HINT = {FIX_HINT!r}\nTREE_FIX_HINT = {TREE_FIX_HINT!r}\n"
-        f"MAX_TREE_WALK_DEPTH = {MAX_TREE_WALK_DEPTH!r}\n",
-        *(
-            inspect.getsource(fn)
-            for fn in (
-                external_tensors,
-                _sklearn_tree_problem,
-                _hgb_predictor_problem,
-                tree_problem,
-            )
+        f"FIX_HINT = {FIX_HINT!r}\n",
+        inspect.getsource(external_tensors),
+        # The whole tree-check module (numpy only; its helpers and constants grow with the
+        # model families it knows), less the future import that must open a file.
+        "".join(
+            line
+            for line in inspect.getsource(tree_checks).splitlines(keepends=True)
+            if not line.startswith("from __future__")
         ),
     ]
 )
