@@ -39,12 +39,19 @@ BIN = Path(sys.executable).parent
 # Commands the README shows that are not run here, by prefix, and why.
 NOT_RUN = {
     "agent serve": "runs until stopped; tests/test_server_api.py starts it on a free port",
+    "agent mcp": "an MCP server runs until its client leaves; tests/test_mcp.py connects the SDK's client",
     "agent --server": "needs that server; tests/test_server_flow.py runs the CLI against one",
     "agent review --git": "needs a git checkout with a main branch; tests/test_review_checks.py makes one",
     "agent review --github": "needs GitHub; tests/test_review_github.py uses a fake GitHub API",
 }
 # Input a command reads on stdin (a REPL leaves at /exit).
-STDIN = {"agent chat": "Which models do we have?\n/exit\n"}
+STDIN = {
+    "agent chat": "Which models do we have?\n/exit\n",
+    # A batch of three rows, as a person would pipe it in.
+    "agent predict breast-cancer-classifier --as alice --input -": json.dumps(
+        {"features": load_breast_cancer().data[:3].tolist()}
+    ),
+}
 # The same command, bounded for a test.
 SHORTER = {"--for 10m": "--for 3s"}
 _APPROVAL = re.compile(r"\bapr-[0-9a-f]{6,}\b")
