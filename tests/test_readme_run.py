@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sklearn.datasets import load_breast_cancer
 
 from tests.test_readme_truth import shell_commands
 
