@@ -123,6 +123,10 @@ def estimate_performance(
         return out
     order, calibration, cal_info, warnings = ref.fit(p.shape[1])
     out["warnings"] += warnings
+    if order is None and ref.labels is None and ref.predictions is None and not ref.classes:
+        # No reference names the classes: the logged answers do, when they show them all.
+        seen = class_order(None, predictions)
+        order = seen if seen is not None and len(seen) == p.shape[1] else None
     # The model's own decision rule is its logged answer; argmax only when it is missing.
     pred_idx = _indices(predictions, order) if order and predictions is not None else None
     if pred_idx is None or len(pred_idx) != len(p):
