@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from core.monitoring.drift import CATEGORICAL, NUMERIC, DriftConfig, dataset_drift
-from core.monitoring.performance import estimate_performance, realized_performance
+from core.monitoring.performance import Reference, estimate_performance, realized_performance
 from core.monitoring.profile import ReferenceProfile
 from core.monitoring.slo import TIMELINE_BUCKETS, bucket_index, timeline, version_slo
 from core.monitoring.window import LogWindow, decode_features, decode_outputs, numeric_column
@@ -112,20 +112,26 @@ def version_report(
                 values = current[col]
                 plots["features"][col] = (profile.samples[col], values[:PLOT_VALUES])
         out["prediction_drift"] = _prediction_drift(profile, preds, probas, cfg)
-    ref_p = profile.probabilities if profile is not None else None
-    ref_y = profile.labels if profile is not None else None
+    reference = _estimation_reference(profile, classes)
     out["estimated_performance"] = estimate_performance(
-        probas, reference_probabilities=ref_p, reference_labels=ref_y, classes=classes,
+        probas, predictions=preds, reference=reference,
         min_rows=int(rules.get("drift", {}).get("min_rows", 30)),
     )  # fmt: skip
     out["realized_performance"] = _realized(window, rows, preds, feedback or [])
-    out["performance_timeline"] = performance_timeline(window, rows, feedback or [])
+    out["performance_timeline"] = performance_timeline(window, rows, feedback or [], reference)
     plots["drift_scores"] = [
         (c["column"], c["score"], c["threshold"], c["method"], c["drifted"])
         for c in out.get("data_drift", {}).get("columns", [])
         if c.get("score") is not None
     ]
     return out, plots
+
+
+def _estimation_reference(profile: ReferenceProfile | None, classes: list[Any] | None) -> Reference:
+    """What CBPE calibrates on: the reference sample's probabilities, labels, predictions."""
+    if profile is None:
+        return Reference(classes=classes)
+    return Reference(profile.probabilities, profile.labels, profile.predictions, classes)
 
 
 def _prediction_drift(
@@ -180,18 +186,23 @@ def performance_timeline(
     window: LogWindow,
     rows: list[int],
     feedback: list[dict[str, Any]],
+    reference: Reference | None = None,
     buckets: int = TIMELINE_BUCKETS,
 ) -> list[dict[str, Any]]:
-    """Per time bucket (the SLO timeline's buckets): the estimated accuracy (HEURISTIC, from
-    the answers' probabilities) beside the realized one (labels joined by prediction id)."""
+    """Per time bucket (the SLO timeline's buckets): the estimated accuracy (HEURISTIC, CBPE
+    calibrated on ``reference``) beside the realized one (labels joined by prediction id)."""
     edges = np.linspace(window.since, window.until, buckets + 1)
     idx = bucket_index(window, buckets)
     labels = {fb["prediction_id"]: fb["label"] for fb in feedback if fb.get("label") is not None}
     out = []
     for b in range(buckets):
         in_bucket = [i for i in rows if idx[i] == b]
-        _, probas = decode_outputs(window.output, in_bucket)
-        est = estimate_performance(probas, min_rows=1) if probas else {}
+        b_preds, probas = decode_outputs(window.output, in_bucket)
+        est = (
+            estimate_performance(probas, predictions=b_preds, reference=reference, min_rows=1)
+            if probas
+            else {}
+        )
         y_pred, y_true = [], []
         for i in in_bucket:
             rid = window.request_id[i]
