@@ -39,6 +39,7 @@ from core.honesty import (
     ImplementationStatus,
 )
 from core.names import validate_name
+from core.tasks import LABEL_COLUMN_TAG
 from core.tracking import DEFAULT_EXPERIMENT, ensure_experiment
 
 if TYPE_CHECKING:
@@ -387,7 +388,7 @@ def register_own_model(
     notes = []
     if training is not None:
         tags.update(_log_training(registry, target_run, training))
-        tags["label_column"] = training.label
+        tags[LABEL_COLUMN_TAG] = training.label
     else:
         notes.append("no training data given: logged:training is not available for evaluation")
     if not honesty_given:
