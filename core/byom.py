@@ -361,6 +361,12 @@ def register_own_model(
         _no_training_yet(registry, run_id)  # before anything is written
     rows = input_sample(model, sample, training, label_column)
     signature = build_signature(model, rows, ref=model.source, keep=as_is is not None)
+    from_tracker = False
+    if honesty is None and run_id is not None:  # what the tracker recorded, if it did
+        from core.experiments.tracker import tracker_honesty
+
+        honesty = tracker_honesty(registry.client.get_run(run_id).data.params)
+        from_tracker = honesty is not None
     honesty_given = honesty is not None
     honesty = honesty or default_honesty(claimed)
     tags = {
@@ -391,6 +397,8 @@ def register_own_model(
         tags[LABEL_COLUMN_TAG] = training.label
     else:
         notes.append("no training data given: logged:training is not available for evaluation")
+    if from_tracker:
+        notes.append("honesty metadata as the tracker recorded it for the run (claimed until QA)")
     if not honesty_given:
         notes.append("honesty metadata defaulted to HEURISTIC / UNVALIDATED until QA evaluates it")
     info = registry.register_from_run(
