@@ -33,7 +33,7 @@ class PromotionState(TypedDict, total=False):
     model_name: str
     version: str
     dataset: str
-    label_column: str
+    label_column: str | None
     plan: dict[str, Any]
     requester: str
     requested_via: str
@@ -91,7 +91,9 @@ class PromotionWorkflow:
             "version": state["version"],
             "dataset": state["dataset"],
             # threads checkpointed before the rename say "target"
-            "label_column": state.get("label_column") or state.get("target", "target"),
+            # None: the version's recorded label column (threads from before the rename
+            # say "target")
+            "label_column": state.get("label_column") or state.get("target"),
         }
 
     # Nodes ----------------------------------------------------------------------------
@@ -224,7 +226,7 @@ class PromotionWorkflow:
         name: str,
         version: str,
         dataset: str,
-        label_column: str = "target",
+        label_column: str | None = None,
         plan: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run until the approval interrupt (or a block) and say what happened."""

@@ -39,6 +39,7 @@ from core.honesty import (
     ImplementationStatus,
 )
 from core.names import validate_name
+from core.tasks import LABEL_COLUMN_TAG
 from core.tracking import DEFAULT_EXPERIMENT, ensure_experiment
 
 if TYPE_CHECKING:
@@ -360,6 +361,12 @@ def register_own_model(
         _no_training_yet(registry, run_id)  # before anything is written
     rows = input_sample(model, sample, training, label_column)
     signature = build_signature(model, rows, ref=model.source, keep=as_is is not None)
+    from_tracker = False
+    if honesty is None and run_id is not None:  # what the tracker recorded, if it did
+        from core.experiments.tracker import tracker_honesty
+
+        honesty = tracker_honesty(registry.client.get_run(run_id).data.params)
+        from_tracker = honesty is not None
     honesty_given = honesty is not None
     honesty = honesty or default_honesty(claimed)
     tags = {
@@ -387,9 +394,11 @@ def register_own_model(
     notes = []
     if training is not None:
         tags.update(_log_training(registry, target_run, training))
-        tags["label_column"] = training.label
+        tags[LABEL_COLUMN_TAG] = training.label
     else:
         notes.append("no training data given: logged:training is not available for evaluation")
+    if from_tracker:
+        notes.append("honesty metadata as the tracker recorded it for the run (claimed until QA)")
     if not honesty_given:
         notes.append("honesty metadata defaulted to HEURISTIC / UNVALIDATED until QA evaluates it")
     info = registry.register_from_run(

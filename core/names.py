@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field
 
 from core.errors import InvalidInput
 from core.honesty import CLAIMED_METRICS_TAG, HONESTY_FIELDS, VERSION_LABEL_TAG
-from core.tasks import TASK_TAG
+from core.tasks import LABEL_COLUMN_TAG, TASK_TAG
 
 NAME_MAX_LENGTH = 128
 # Without anchors, so other patterns (``NAME@alias``, ``NAME/3``) can embed it.
@@ -90,9 +90,17 @@ RESERVED_TAG_PREFIXES = (
 )
 # Honesty keys are reserved too: they come from the ``honesty`` argument of registration.
 # So are the registrant's semantic version (checked unique per model) and claimed metrics,
-# and the version's task (core.tasks: written by our evaluation, it picks the gates).
+# the version's task (core.tasks: written by our evaluation, it picks the gates) and its
+# label column (written by our registration code from the data or the tracker's run).
 RESERVED_TAG_KEYS = frozenset(
-    {"artifact_sha256", *HONESTY_FIELDS, CLAIMED_METRICS_TAG, VERSION_LABEL_TAG, TASK_TAG}
+    {
+        "artifact_sha256",
+        *HONESTY_FIELDS,
+        CLAIMED_METRICS_TAG,
+        VERSION_LABEL_TAG,
+        TASK_TAG,
+        LABEL_COLUMN_TAG,
+    }
 )
 
 

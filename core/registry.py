@@ -33,6 +33,7 @@ from core.artifacts import (
     skops_bytes,
 )
 from core.errors import InvalidInput, NotFound
+from core.experiments.tracker import tracker_honesty, tracker_label_column
 from core.honesty import (
     HONESTY_FIELDS,
     VERSION_LABEL_TAG,
@@ -41,6 +42,7 @@ from core.honesty import (
     missing_honesty_fields,
 )
 from core.names import split_reserved_tags, validate_name
+from core.tasks import LABEL_COLUMN_TAG
 from core.tracking import DEFAULT_EXPERIMENT, configure_mlflow, ensure_experiment, git_commit
 
 ALIASES = ("champion", "challenger")
@@ -320,7 +322,11 @@ class ModelRegistry:
         """Register the model a run logged as a new version: only skops or ONNX models; the
         manifest of its files and their digest are recorded; reserved run tags are dropped
         (listed in the result's ``dropped_tags``). ``extra_tags`` come from our own code
-        (e.g. a checked version label) and are set when the version is created."""
+        (e.g. a checked version label) and are set when the version is created.
+
+        From a tracker run (``core.experiments``) the version keeps what the tracker recorded
+        in write-once params: its honesty metadata (when ``honesty`` is None) and its label
+        column, plus its logged training rows as lineage; never the run's honesty tags."""
         from mlflow.exceptions import MlflowException
 
         validate_name("model", name)
@@ -341,6 +347,9 @@ class ModelRegistry:
         tags, dropped = split_reserved_tags(
             {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
         )
+        if honesty is None:  # what the tracker recorded for the run (never its tags)
+            honesty = tracker_honesty(run.data.params)
+        tags.update(tracker_facts(run))
         if honesty is not None:  # the run's honesty tags are superseded, not lost
             dropped = [k for k in dropped if k not in HONESTY_FIELDS]
         if dropped:
@@ -532,6 +541,20 @@ class ModelRegistry:
                 f"no registered model named {name!r}",
                 hint="See `agent models list` for registered models.",
             ) from exc
+
+
+def tracker_facts(run: Any) -> dict[str, str]:
+    """Version tags our code writes from what the tracker recorded for a run: its label
+    column (reserved) and the lineage of its ``training`` dataset (``logged:training``)."""
+    out: dict[str, str] = {}
+    label = tracker_label_column(run.data.params)
+    if label:
+        out[LABEL_COLUMN_TAG] = label
+    digest = run.data.tags.get("dataset_digest.training")
+    rows = local_path(f"{run.info.artifact_uri}/datasets/training.parquet")
+    if digest and "dataset_digest" not in run.data.tags and rows.is_file():
+        out.update(dataset_digest=digest, dataset_name="training")
+    return out
 
 
 def _log_frame(frame: Any, name: str) -> None:

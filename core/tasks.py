@@ -13,6 +13,19 @@ Task = Literal["binary", "multiclass", "regression"]
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
 # The version tag our evaluation writes (reserved: a run's tags never arrive under this name).
 TASK_TAG = "model_task"
+# The version's label column: written once by our registration code (from the training data
+# given, or from the column the tracker's run recorded), reserved like TASK_TAG, and used by
+# every later evaluation, QA and promotion call that names none.
+LABEL_COLUMN_TAG = "label_column"
+DEFAULT_LABEL_COLUMN = "target"
+
+
+def label_column_for(tags: dict[str, str], given: str | None) -> str:
+    """The label column a call uses: the caller's, else the version's recorded one, else
+    ``target`` (the quickstart's, for versions registered before the label was recorded)."""
+    return given or tags.get(LABEL_COLUMN_TAG) or DEFAULT_LABEL_COLUMN
+
+
 # What a model alone can tell: a classifier whose class count is unknown is "classification".
 ModelKind = Literal["binary", "multiclass", "regression", "classification"]
 

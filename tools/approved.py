@@ -3,6 +3,7 @@ and what the gateway is told about a version (its honesty labels and its recorde
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from core.errors import ApprovalRequired, Conflict, InvalidInput
@@ -10,6 +11,7 @@ from policies.approvals import PROMOTE, ApprovalRequest, ApprovalStatus
 
 if TYPE_CHECKING:
     from core.deployment import ServedVersion
+    from core.honesty import ServedHonesty
     from core.registry import ModelVersionInfo
     from tools.context import Services
 
@@ -53,16 +55,43 @@ def served_version(
             f"{info.ref} has no recorded artifact SHA-256; it cannot be served",
             hint="Register models through ModelRegistry or optimize_model so the digest is recorded.",
         )
-    record = services.validations.latest(
-        info.name, info.version, artifact_sha256=info.artifact_sha256
-    )
-    honesty = info.honesty
+    labels = served_labels(services, info)
     return ServedVersion(
         version=info.version,
         weight=weight,
         artifact_uri=info.artifact_uri,
         artifact_sha256=info.artifact_sha256,
-        implementation_status=honesty.get("implementation_status", ""),
-        accuracy_claim=honesty.get("accuracy_claim", ""),
-        validation_status=record.verdict if record else "UNVALIDATED",
+        implementation_status=info.honesty.get("implementation_status", ""),
+        accuracy_claim=labels.accuracy_claim,
+        validation_status=labels.validation_status,
+    )
+
+
+def served_labels(services: Services, info: ModelVersionInfo) -> ServedHonesty:
+    """``validation_status`` and ``accuracy_claim`` from the latest QA verdict recorded for
+    this artifact digest (measured value, dataset, date), the registrant's claim kept beside
+    it as claimed. A digest-less version has no verdict to read."""
+    from core.honesty import served_honesty
+    from tools.evaluation_tools import HEADLINE_METRICS
+
+    claim = info.honesty.get("accuracy_claim", "")
+    record = (
+        services.validations.latest(info.name, info.version, artifact_sha256=info.artifact_sha256)
+        if info.artifact_sha256
+        else None
+    )
+    if record is None:
+        return served_honesty(claim, info.claimed_metrics)
+    path = record.dataset_path
+    # A file's name only: a prediction response never shows a path of the server's disk.
+    dataset = path if path.startswith("logged:") else PurePath(path).name
+    return served_honesty(
+        claim,
+        info.claimed_metrics,
+        verdict=record.verdict,
+        measured=record.metrics,
+        headline=HEADLINE_METRICS,
+        dataset=dataset,
+        date=record.created_at.date().isoformat(),
+        reasons=record.reasons,
     )

@@ -148,7 +148,10 @@ def register_own_model(call: CallContext, args: RegisterOwnModelInput) -> Regist
         honesty=info.honesty,
         claimed_metrics=info.claimed_metrics,
         dropped_tags=info.dropped_tags,
-        reference_profile=capture_at_registration(services, info) if out.training_logged else "",
+        # Training rows logged now, or by the tracker's run (its lineage says so).
+        reference_profile=capture_at_registration(services, info)
+        if out.training_logged or "dataset_name" in info.lineage
+        else "",
         notes=out.notes,
     )
 

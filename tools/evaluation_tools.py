@@ -15,7 +15,15 @@ from pydantic import BaseModel, Field, model_validator
 
 from core.errors import InvalidInput, NotFound
 from core.names import NAME_PATTERN, ModelName
-from core.tasks import TASK_TAG, ModelKind, Task, evaluation_kind, label_arity, resolve_task
+from core.tasks import (
+    TASK_TAG,
+    ModelKind,
+    Task,
+    evaluation_kind,
+    label_arity,
+    label_column_for,
+    resolve_task,
+)
 from policies.gates import comparison_params, limits_for_task
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
@@ -206,7 +214,7 @@ def evaluate_version(
     name: str,
     version: str,
     dataset: str,
-    label_column: str = "target",
+    label_column: str | None = None,
     *,
     metrics: list[str] | None = None,
     sensitive_features: list[str] | None = None,
@@ -221,6 +229,7 @@ def evaluate_version(
 
     reg = services.registry
     info = reg.get(name, version)
+    label_column = label_column_for(info.tags, label_column)
     data = load_evaluation_set(services, info.name, info.version, dataset, label_column)
     frame = data.frame
     for col in sensitive_features or []:
@@ -358,7 +367,12 @@ class EvaluateModelInput(ToolInput):
         max_length=1024,
         description="CSV/Parquet/JSONL path, or logged:NAME for a dataset logged with the model's run.",
     )
-    label_column: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The label column; omit for the one recorded on the version (else target).",
+    )
     metrics: list[str] | None = Field(default=None, max_length=50)
     include_fairness: bool = False
     sensitive_features: list[str] = Field(default_factory=list, max_length=5)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from core.errors import Conflict, InvalidInput, NotFound
 from core.honesty import HONESTY_FIELDS, HonestyMetadata
 from core.names import NAME_PATTERN, ModelName
+from core.tasks import LABEL_COLUMN_TAG, label_column_for
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.registry_tools import VERSION_PATTERN
@@ -40,7 +41,12 @@ class OptimizeModelInput(ToolInput):
         "for a dataset logged with the version's run (default: the logged evaluation set, else "
         "the training set).",
     )
-    label_column: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The label column; omit for the one recorded on the version (else target).",
+    )
     max_rows: int = Field(default=2000, ge=10, le=100_000)
     benchmark_seconds: float = Field(
         default=2.0, gt=0, le=30, description="Time budget of each latency/throughput measurement."
@@ -174,7 +180,7 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
             "parity_rows_source": Path(rows_source).name,
         }
     )
-    for key in ("dataset_digest", "dataset_name", "label_column"):
+    for key in ("dataset_digest", "dataset_name"):
         if key in info.tags:
             tags[key] = info.tags[key]
     metrics = {}
@@ -195,10 +201,13 @@ def optimize_model(call: CallContext, args: OptimizeModelInput) -> OptimizeModel
         metrics=metrics,
         params={"goal": args.goal, "holdout_rows": report.holdout_rows},
     )
+    # The label column is a reserved version fact: carried over by our code, not a run tag.
+    label = {LABEL_COLUMN_TAG: info.tags[LABEL_COLUMN_TAG]} if LABEL_COLUMN_TAG in info.tags else {}
     new = reg.register_from_run(
         name,
         run_id,
         honesty=honesty,
+        extra_tags=label,
         description=f"{report.adopted} optimization of v{info.version} for {args.goal}: {report.reason}"[
             :2000
         ],
@@ -335,7 +344,7 @@ def _holdout_rows(
     features = (
         [str(c) for c in names]
         if names is not None
-        else [c for c in frame.columns if c != args.label_column]
+        else [c for c in frame.columns if c != label_column_for(info.tags, args.label_column)]
     )
     missing = [c for c in features if c not in frame.columns]
     if missing:

@@ -88,7 +88,7 @@ def build_evidence(
     name: str,
     version: str,
     dataset: str,
-    label_column: str,
+    label_column: str | None,
     *,
     requester: str,
 ) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def build_evidence(
             "servable": info.servable,
             "serving_note": info.serving_note,
         },
-        "dataset": {**ev.dataset, "label_column": label_column},
+        "dataset": ev.dataset,  # with the label column the evaluation used
         "metrics": ev.metrics,
         "unavailable": ev.unavailable,
         "champion": champion,
@@ -139,7 +139,12 @@ class PromotionInput(ToolInput):
     dataset: str = Field(
         min_length=1, max_length=1024, description="Held-out CSV the evidence is measured on."
     )
-    label_column: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The label column; omit for the one recorded on the version (else target).",
+    )
 
 
 class RequestPromotionInput(PromotionInput):

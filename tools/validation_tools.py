@@ -24,7 +24,12 @@ class RecordValidationInput(ToolInput):
     name: str = Field(min_length=1, max_length=128)
     version: str = Field(pattern=r"^[0-9]{1,9}$")
     dataset: str = Field(min_length=1, max_length=1024)
-    label_column: str = Field(default="target", min_length=1, max_length=256)
+    label_column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The label column; omit for the one recorded on the version (else target).",
+    )
     notes: str = Field(default="", max_length=2000)
 
 
@@ -48,7 +53,7 @@ def validate_version(
     name: str,
     version: str,
     dataset: str,
-    label_column: str,
+    label_column: str | None,
     *,
     approval_id: str | None = None,
 ) -> ValidationRecord:

@@ -28,6 +28,12 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 PREDICTIONS_ARTIFACT = "predictions/predictions.parquet"
 PREDICTIONS_TAG = "predictions_task"
 _RUN_ID = r"[0-9a-f]{32}"
+# Facts the tracker itself records as run params (write-once in MLflow: a later call cannot
+# change them, unlike a tag). Registration from the run carries them to the version
+# (core.registry.register_from_run); callers cannot log params under this prefix.
+TRACKER_PARAM_PREFIX = "modelops."
+HONESTY_PARAM = "modelops.honesty"  # the run's HonestyMetadata as JSON, when it ended
+LABEL_PARAM = "modelops.label_column"  # the label column the run trained on
 
 
 class RunSummary(BaseModel):
@@ -56,6 +62,13 @@ class TrackedRun:
         return self.tracker.client
 
     def log_params(self, params: dict[str, Any]) -> None:
+        reserved = sorted(str(k) for k in params if str(k).startswith(TRACKER_PARAM_PREFIX))
+        if reserved:
+            raise InvalidInput(
+                f"reserved param names: {', '.join(reserved)}",
+                hint="The tracker records honesty (set_honesty) and the label column "
+                "(set_label_column) itself.",
+            )
         for key, value in params.items():
             text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
             self.client.log_param(self.run_id, str(key)[:250], text[:6000])
@@ -87,6 +100,21 @@ class TrackedRun:
         self.honesty = honesty
         for key, value in honesty.as_tags().items():
             self.client.set_tag(self.run_id, key, value)
+
+    def set_label_column(self, label_column: str) -> None:
+        """Record the label column the run's model was trained on (once per run)."""
+        if not label_column or len(label_column) > 256:
+            raise InvalidInput("label column must be 1-256 characters")
+        self.client.log_param(self.run_id, LABEL_PARAM, label_column)
+
+    def log_rows(self, frame: Any, name: str) -> None:
+        """Keep a table's rows as ``datasets/NAME.parquet`` (MLflow's dataset input records
+        only schema and digest): what ``logged:NAME`` evaluates on after registration."""
+        validate_name("dataset", name)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{name}.parquet"
+            frame.to_parquet(path, index=False)
+            self.log_artifact(path, "datasets")
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -218,7 +246,13 @@ class ExperimentTracker:
                     tracked.set_honesty(honesty)
                 yield tracked
             finally:
-                if tracked.honesty is None:
+                if tracked.honesty is not None:  # the final honesty, written once
+                    self.client.log_param(
+                        tracked.run_id,
+                        HONESTY_PARAM,
+                        tracked.honesty.model_dump_json()[:6000],
+                    )
+                else:
                     self.client.set_tag(
                         tracked.run_id, "honesty_warning", HonestyWarning.UNVALIDATED.value
                     )
@@ -319,3 +353,20 @@ class ExperimentTracker:
         from core.experiments.compare import compare_runs
 
         return compare_runs(self, refs, metrics, **kwargs)
+
+
+def tracker_honesty(params: dict[str, str]) -> HonestyMetadata | None:
+    """The honesty metadata the tracker recorded for a run (its write-once param), or None:
+    a run's honesty *tags* are never read back, since anyone can change a tag later."""
+    raw = params.get(HONESTY_PARAM)
+    if not raw:
+        return None
+    try:
+        return HonestyMetadata.model_validate_json(raw)
+    except ValueError:  # truncated or not ours: no honesty rather than a guessed one
+        return None
+
+
+def tracker_label_column(params: dict[str, str]) -> str | None:
+    """The label column the tracker recorded for a run, or None."""
+    return params.get(LABEL_PARAM) or None

@@ -227,8 +227,13 @@ def train_tracked(
             }
         )
         run.log_metrics(metrics)
+        run.set_label_column(label_column)
         run.log_dataset(train_ds, "training", targets=label_column)
         run.log_dataset(test_ds, "evaluation", targets=label_column)
+        # The rows too: registration keeps them as the version's logged:training and
+        # logged:evaluation datasets (evaluation, QA and the monitoring reference read them).
+        run.log_rows(frame.loc[X_tr.index], "training")
+        run.log_rows(frame.loc[X_te.index], "evaluation")
         run.log_predictions(
             y_te.to_numpy(), pred, y_score=score, task=task, row_ids=X_te.index.to_numpy()
         )

@@ -24,6 +24,7 @@ from core.monitoring.profile import (
 )
 from core.monitoring.report import version_report
 from core.monitoring.window import read_window
+from core.tasks import label_column_for
 
 DEFAULT_DATASET = "training"
 
@@ -61,7 +62,7 @@ class MonitoringService:
         profile = build_profile(
             frame,
             # Registered models name their label (core.byom); the quickstart's is "target".
-            label_column=info.tags.get("label_column") or "target",
+            label_column=label_column_for(info.tags, None),
             source=source,
             dataset={
                 "name": dataset,
