@@ -85,7 +85,9 @@ SEMVER_PATTERN = (
 _SEMVER_RE = re.compile(SEMVER_PATTERN)
 ALIAS_NAMES = ("champion", "challenger")
 # Where a version is asked for: a registry number, an alias or a semantic version label.
-VERSION_REF_PATTERN = rf"^([0-9]{{1,9}}|champion|challenger|{SEMVER_PATTERN[1:-1]})$"
+VERSION_REF_PATTERN = rf"^([0-9]{{1,9}}|champion|challenger|v?{SEMVER_PATTERN[1:-1]})$"
+# Where a concrete version is asked for (no alias): a number or a version label.
+VERSION_OR_LABEL_PATTERN = rf"^([0-9]{{1,9}}|v?{SEMVER_PATTERN[1:-1]})$"
 MODEL_REF_HINT = (
     "Use NAME/VERSION (e.g. churn-classifier/1), NAME@champion, NAME@challenger or "
     "NAME@2.1.0 (a version label); `agent models list` shows the names."

@@ -193,7 +193,14 @@ def _require_servable(info: ModelVersionInfo) -> None:
 class ModelRegistry:
     """Register, look up, alias and load model versions in the MLflow registry."""
 
-    def __init__(self, tracking_uri: str, artifact_root: str) -> None:
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
+        if tracking_uri is None or artifact_root is None:
+            # ``ModelRegistry()``: the home's registry (flag -> env -> modelops.toml -> default).
+            from core.settings import load_settings
+
+            settings = load_settings()
+            tracking_uri = tracking_uri or settings.resolved_tracking_uri
+            artifact_root = artifact_root or settings.resolved_artifact_root
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self.client = configure_mlflow(tracking_uri)
