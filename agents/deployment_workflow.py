@@ -26,7 +26,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from core.deployment import normalize_environment
-from core.errors import Conflict, GateFailed, InvalidInput, ModelOpsError, PermissionDenied
+from core.errors import (
+    Conflict,
+    GateFailed,
+    InvalidInput,
+    ModelOpsError,
+    NotFound,
+    PermissionDenied,
+)
 from core.names import VERSION_OR_LABEL_PATTERN
 from policies.rbac import Actor
 from tools.dispatcher import Dispatcher
@@ -132,7 +139,9 @@ def run_deployment_workflow(dispatcher: Dispatcher, actor: Actor, input: dict) -
         return run.after_error(exc)
 
 
-def _resolve_labels(dispatcher: Dispatcher, actor: Actor, req: DeploymentRequest) -> DeploymentRequest:
+def _resolve_labels(
+    dispatcher: Dispatcher, actor: Actor, req: DeploymentRequest
+) -> DeploymentRequest:
     """Version labels ("2.1.0") become the registry version they name (through the audited
     ``get_model`` tool); everything after works on numbers, as approvals and routes do."""
     update: dict[str, str] = {}
@@ -592,11 +601,14 @@ class _Run:
     # Helpers --------------------------------------------------------------------------
     def _live_on(self, environment: str) -> bool:
         """Whether ``environment`` already serves this version (its manifests need nothing new)."""
-        out = self.call(
-            "get_deployment",
-            {"name": self.req.model_name, "environment": environment},
-            quiet=True,
-        )
+        try:
+            out = self.call(
+                "get_deployment",
+                {"name": self.req.model_name, "environment": environment},
+                quiet=True,
+            )
+        except NotFound:
+            return False
         return self.req.version in (out.get("live_versions") or [])
 
     def _progress(

@@ -163,7 +163,9 @@ class RegistryView:
         version = str(version)
         ref = parse_version_ref(name, version)
         if ref.label:
-            labelled = [int(v.version) for v in self.list_versions(name) if v.version_label == ref.label]
+            labelled = [
+                int(v.version) for v in self.list_versions(name) if v.version_label == ref.label
+            ]
             version = version_of_label(name, ref.label, sorted(labelled))
         with self.engine.connect() as conn:
             self._require_model(conn, name)

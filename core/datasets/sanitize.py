@@ -75,7 +75,6 @@ class SanitizeSummary(BaseModel):
         return "; ".join(parts)
 
 
-@dataclass
 class SanitizeResult(NamedTuple):
     """``clean, summary = sanitizer.sanitize(ds)`` unpacks; ``sanitize(ds).save(path)`` writes
     the clean rows (the seed's spelling), and ``.summary`` says what changed."""
@@ -93,6 +92,7 @@ def sanitize(dataset: Dataset, **options: Any) -> SanitizeResult:
     return DatasetSanitizer(**options).sanitize(dataset)
 
 
+@dataclass
 class DatasetSanitizer:
     """Rules applied in order: strip keys, redact, length filter, exact then near duplicates.
     Lengths are counted by ``counter`` (tokens when tiktoken can run offline, else
