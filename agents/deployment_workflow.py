@@ -26,7 +26,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from core.deployment import normalize_environment
-from core.errors import Conflict, GateFailed, InvalidInput, ModelOpsError, PermissionDenied
+from core.errors import (
+    Conflict,
+    GateFailed,
+    InvalidInput,
+    ModelOpsError,
+    NotFound,
+    PermissionDenied,
+)
+from core.names import VERSION_OR_LABEL_PATTERN
 from policies.rbac import Actor
 from tools.dispatcher import Dispatcher
 from tools.promotion_tools import RolloutPlan
@@ -60,7 +68,11 @@ class DeploymentRequest(BaseModel):
 
     model_name: str = Field(min_length=1, max_length=128)
     action: Literal["deploy", "advance", "abort", "rollback", "status"] = "deploy"
-    version: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
+    version: str | None = Field(
+        default=None,
+        pattern=VERSION_OR_LABEL_PATTERN,
+        description="Version number, or the registrant's version label (2.1.0).",
+    )
     deployment_target: Annotated[
         Literal["production", "staging", "kubernetes"], BeforeValidator(normalize_environment)
     ] = "production"
@@ -68,7 +80,7 @@ class DeploymentRequest(BaseModel):
     traffic_percentage: float | None = Field(default=None, gt=0, le=100)
     steps: list[float] | None = Field(default=None, min_length=1, max_length=20)
     approval_id: str | None = Field(default=None, pattern=r"^apr-[0-9a-f]{8}$")
-    target_version: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
+    target_version: str | None = Field(default=None, pattern=VERSION_OR_LABEL_PATTERN)
     auto_advance: bool = Field(
         default=False, description="Walk every rollout step, health-checked, without stopping."
     )
@@ -110,6 +122,7 @@ def run_deployment_workflow(dispatcher: Dispatcher, actor: Actor, input: dict) -
             hint='e.g. {"model_name": "m", "version": "3", "rollout_strategy": "canary", '
             '"traffic_percentage": 10} or {"model_name": "m", "action": "rollback"}',
         ) from exc
+    req = _resolve_labels(dispatcher, actor, req)
     run = _Run(dispatcher, actor, req)
     handler = {
         "deploy": run.deploy,
@@ -124,6 +137,22 @@ def run_deployment_workflow(dispatcher: Dispatcher, actor: Actor, input: dict) -
         if run.last is None:
             raise  # nothing changed: the error is the outcome
         return run.after_error(exc)
+
+
+def _resolve_labels(
+    dispatcher: Dispatcher, actor: Actor, req: DeploymentRequest
+) -> DeploymentRequest:
+    """Version labels ("2.1.0") become the registry version they name (through the audited
+    ``get_model`` tool); everything after works on numbers, as approvals and routes do."""
+    update: dict[str, str] = {}
+    for field in ("version", "target_version"):
+        value = getattr(req, field)
+        if value is not None and not value.isdigit():
+            out = dispatcher.call_or_raise(
+                actor, "get_model", {"name": req.model_name, "version": value}
+            )
+            update[field] = out["versions"][0]["version"]
+    return req.model_copy(update=update) if update else req
 
 
 class _Run:
@@ -531,12 +560,25 @@ class _Run:
             args["traffic_percentage"] = req.traffic_percentage
         if req.image:
             args["image"] = req.image
+        source = PRODUCTION
         if req.approval_id:
             args["approval_id"] = req.approval_id
         else:
             found = self._find_approved()
             if found:
                 args["approval_id"] = found
+            elif not self._live_on(PRODUCTION):
+                # Manifests that would carry production traffic need an approved promotion
+                # (render_deployment refuses them); without one the same version is rendered
+                # as a staging deployment, and the result says how to get production's.
+                source = "staging"
+                args["source"] = source
+                self.log.append(
+                    f"no approved promotion of {req.model_name} v{req.version}: rendering it "
+                    "as a staging deployment; for production manifests request one with "
+                    f"`agent workflow run mlops-deployment --input "
+                    f'\'{{"model_name": "{req.model_name}", "version": "{req.version}"}}\'`'
+                )
         out = self.call("render_deployment", args)
         out_dir = out["output_dir"]
         self.log.append(f"wrote {len(out['files'])} files and the artifacts under {out_dir}")
@@ -544,17 +586,31 @@ class _Run:
             self.log.append(out["kept_note"])
         return self.result(
             "rendered",
-            f"wrote the manifests to {out_dir} (not applied)",
+            f"wrote the {source} manifests to {out_dir} (not applied: applying them needs a "
+            "Kubernetes cluster, `kubectl apply -f k8s/` after building the image)",
             changed=False,
             output_dir=out_dir,
             files=sorted(out["files"]),
             routes=out["routes"],
             applied=False,
+            source_environment=source,
             note=out["note"],
             kept=out.get("kept", []),
         )
 
     # Helpers --------------------------------------------------------------------------
+    def _live_on(self, environment: str) -> bool:
+        """Whether ``environment`` already serves this version (its manifests need nothing new)."""
+        try:
+            out = self.call(
+                "get_deployment",
+                {"name": self.req.model_name, "environment": environment},
+                quiet=True,
+            )
+        except NotFound:
+            return False
+        return self.req.version in (out.get("live_versions") or [])
+
     def _progress(
         self,
         out: dict[str, Any],

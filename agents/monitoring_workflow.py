@@ -22,8 +22,6 @@ from core.errors import ApprovalRequired, Conflict, InvalidInput
 from policies.rbac import Actor
 from tools.dispatcher import Dispatcher
 
-MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@(champion|challenger)|/[0-9]{1,9})?$"
-
 
 def _validate(model: type[BaseModel], data: dict, example: str) -> Any:
     try:
@@ -47,7 +45,9 @@ class MonitoringConfigIn(BaseModel):
 class MonitoringRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model_id: str = Field(
-        pattern=MODEL_ID, description="NAME@champion, NAME/3 or NAME (live versions)."
+        min_length=1,
+        max_length=256,
+        description="NAME@champion, NAME/3, NAME@2.1.0 or NAME (live versions).",
     )
     monitoring_config: MonitoringConfigIn = Field(default_factory=MonitoringConfigIn)
     window_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)

@@ -5,7 +5,8 @@ Usable as a plain library: nothing here imports ``tools``, ``policies`` or ``age
 The Python API below loads lazily (``import core`` imports no mlflow, chromadb or openai)::
 
     from core import (ModelRegistry, ModelEvaluator, InferenceOptimizer, FeatureStore,
-                      ExperimentTracker, Dataset, DatasetSanitizer, FineTuningJob)
+                      ExperimentTracker, Dataset, DatasetSanitizer, sanitize,
+                      FineTuningJob)
 
 See docs/python-api.md.
 """
@@ -23,6 +24,7 @@ _API = {
     "ExperimentTracker": ("core.experiments.tracker", "ExperimentTracker"),
     "Dataset": ("core.datasets.dataset", "Dataset"),
     "DatasetSanitizer": ("core.datasets.sanitize", "DatasetSanitizer"),
+    "sanitize": ("core.datasets.sanitize", "sanitize"),
     "FineTuningJob": ("core.finetuning.job", "FineTuningJob"),
     "HonestyMetadata": ("core.honesty", "HonestyMetadata"),
 }

@@ -40,4 +40,4 @@ class InferenceOptimizer:
     ) -> Any:
         from core.optimizer import optimize
 
-        return optimize(model, X_sample, X_holdout, target=self.goal, out_dir=out_dir, **kwargs)
+        return optimize(model, X_sample, X_holdout, goal=self.goal, out_dir=out_dir, **kwargs)

@@ -38,18 +38,13 @@ from core.honesty import (
     HonestyWarning,
     ImplementationStatus,
 )
-from core.names import validate_name
+from core.names import SEMVER_PATTERN, validate_name
 from core.tasks import LABEL_COLUMN_TAG
 from core.tracking import DEFAULT_EXPERIMENT, ensure_experiment
 
 if TYPE_CHECKING:
     from core.registry import ModelRegistry, ModelVersionInfo
 
-# Semantic Versioning 2.0.0 (major.minor.patch, optional -prerelease and +build).
-SEMVER_PATTERN = (
-    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
-)
 _SEMVER = re.compile(SEMVER_PATTERN)
 _METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 MAX_CLAIMED_METRICS = 32
@@ -302,15 +297,7 @@ def build_signature(model: OwnModel, rows: Any | None, *, ref: str, keep: bool) 
 
 
 def versions_with_label(registry: ModelRegistry, name: str, label: str) -> list[int]:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = registry.client.search_model_versions(f"name='{name}'", max_results=10_000)
-    except MlflowException:
-        return []
-    return sorted(
-        int(v.version) for v in versions if (v.tags or {}).get(VERSION_LABEL_TAG) == label
-    )
+    return registry.versions_with_label(name, label)
 
 
 def _label_conflict(name: str, label: str, versions: list[int]) -> Conflict:

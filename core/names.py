@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -72,6 +73,113 @@ def _field(description: str) -> Any:
 # Field types for tool input models: ``name: ModelName`` (or ``ModelName | None = None``).
 ModelName = Annotated[str, _field("Registered model name."), AfterValidator(_after("model"))]
 DatasetName = Annotated[str, _field("Dataset name."), AfterValidator(_after("dataset"))]
+
+
+# Model references ----------------------------------------------------------------------
+# Semantic Versioning 2.0.0 (major.minor.patch, optional -prerelease and +build): the
+# registrant's version label, stored by our registration as the ``version_label`` tag.
+SEMVER_PATTERN = (
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+_SEMVER_RE = re.compile(SEMVER_PATTERN)
+ALIAS_NAMES = ("champion", "challenger")
+# Where a version is asked for: a registry number, an alias or a semantic version label.
+VERSION_REF_PATTERN = rf"^([0-9]{{1,9}}|champion|challenger|v?{SEMVER_PATTERN[1:-1]})$"
+# Where a concrete version is asked for (no alias): a number or a version label.
+VERSION_OR_LABEL_PATTERN = rf"^([0-9]{{1,9}}|v?{SEMVER_PATTERN[1:-1]})$"
+MODEL_REF_HINT = (
+    "Use NAME/VERSION (e.g. churn-classifier/1), NAME@champion, NAME@challenger or "
+    "NAME@2.1.0 (a version label); `agent models list` shows the names."
+)
+# Seed-style ids: ``churn-classifier-v1`` means version 1, ``churn-classifier-prod`` the
+# version production serves. Refused with the exact form, never guessed: a model may really
+# be named ``x-v1``.
+_SEED_VERSION = re.compile(rf"(?P<name>{NAME_PATTERN}?)-v(?P<n>[0-9]{{1,9}})")
+_SEED_PROD = re.compile(rf"(?P<name>{NAME_PATTERN}?)-(prod|production|champion|live)")
+
+
+def is_version_label(value: str) -> bool:
+    return len(value) <= 64 and _SEMVER_RE.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One model reference: a name and at most one of version number, alias or label."""
+
+    name: str
+    version: str | None = None  # the registry's integer version, as text
+    alias: str | None = None  # champion | challenger
+    label: str | None = None  # a semantic version label, resolved by the registry
+
+    @property
+    def selector(self) -> str | None:
+        """What the registry's ``get(name, ...)`` takes (it resolves labels)."""
+        return self.version or self.alias or self.label
+
+
+def seed_style_ref(text: str) -> str | None:
+    """The ``NAME/N`` or ``NAME@champion`` form of a seed-style id, else None."""
+    if m := _SEED_VERSION.fullmatch(text):
+        return f"{m['name']}/{int(m['n'])}"
+    if m := _SEED_PROD.fullmatch(text):
+        return f"{m['name']}@champion"
+    return None
+
+
+def seed_style_error(text: str, field: str = "model_id") -> InvalidInput:
+    """The refusal for a seed-style id: it names the exact form to write instead."""
+    fixed = seed_style_ref(text)
+    name = fixed.split("/")[0].split("@")[0] if fixed else text
+    return InvalidInput(
+        f"{field} {text!r} is not a model reference: write {fixed!r}",
+        hint=f"Versions are NAME/N or NAME@champion (or NAME@2.1.0 for a version label); "
+        f"`agent models show {name}` lists the versions.",
+    )
+
+
+def parse_version_ref(name: str, version: str) -> ModelRef:
+    """``version`` (number, alias or semantic version label) of model ``name``."""
+    validate_name("model", name)
+    version = version.strip()
+    if version.isdigit() and len(version) <= 9:
+        return ModelRef(name, version=str(int(version)))
+    if version in ALIAS_NAMES:
+        return ModelRef(name, alias=version)
+    if version.lstrip("vV") != version and is_version_label(version[1:]):
+        return ModelRef(name, label=version[1:])  # "v2.1.0" is how tags often spell it
+    if is_version_label(version):
+        return ModelRef(name, label=version)
+    raise InvalidInput(
+        f"invalid version {version[:70]!r} for {name}",
+        hint="Give a version number, champion, challenger or a version label like 2.1.0; "
+        f"`agent models show {name}` lists them.",
+    )
+
+
+def parse_model_ref(text: str, *, bare: bool = False, field: str = "model_id") -> ModelRef:
+    """``NAME/N``, ``NAME@champion``, ``NAME@challenger``, ``NAME@2.1.0`` or ``NAME/2.1.0``
+    (and a bare ``NAME`` when ``bare``) -> ModelRef. A seed-style id (``NAME-v1``,
+    ``NAME-prod``) is refused with its exact ``NAME/1`` / ``NAME@champion`` form."""
+    if not isinstance(text, str) or not text.strip() or len(text) > 2 * NAME_MAX_LENGTH:
+        raise InvalidInput(f"invalid {field} {str(text)[:80]!r}", hint=MODEL_REF_HINT)
+    text = text.strip()
+    for sep in ("/", "@"):
+        if sep in text:
+            name, _, version = text.partition(sep)
+            if not is_valid_name(name):
+                raise InvalidInput(f"invalid {field} {text[:80]!r}", hint=MODEL_REF_HINT)
+            if sep == "@" and version.isdigit():
+                raise InvalidInput(
+                    f"{field} {text!r}: a version number goes after '/': write '{name}/{version}'",
+                    hint=MODEL_REF_HINT,
+                )
+            return parse_version_ref(name, version)
+    if bare and is_valid_name(text):
+        return ModelRef(text)
+    if seed_style_ref(text):
+        raise seed_style_error(text, field)
+    raise InvalidInput(f"invalid {field} {text[:80]!r}: it names no version", hint=MODEL_REF_HINT)
 
 
 # Reserved tag names ---------------------------------------------------------------------

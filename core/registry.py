@@ -41,7 +41,7 @@ from core.honesty import (
     claimed_metrics_of,
     missing_honesty_fields,
 )
-from core.names import split_reserved_tags, validate_name
+from core.names import is_version_label, parse_version_ref, split_reserved_tags, validate_name
 from core.tasks import LABEL_COLUMN_TAG
 from core.tracking import DEFAULT_EXPERIMENT, configure_mlflow, ensure_experiment, git_commit
 
@@ -61,10 +61,31 @@ def no_such_version(name: str, version: str) -> NotFound:
             f"{name} has no {version} yet",
             hint=f"Use a version number; `agent models show {name}` lists them.",
         )
+    if is_version_label(version):
+        return NotFound(
+            f"model {name} has no version labelled {version}",
+            hint=f"`agent models show {name}` lists each version with its label; a label is "
+            "set at registration (`agent models register ... --version-label 2.1.0`).",
+        )
     return NotFound(
         f"model {name} has no version {version}",
         hint=f"See `agent models show {name}` for its versions.",
     )
+
+
+def version_of_label(name: str, label: str, versions: list[int]) -> str:
+    """The one registry version carrying ``label`` (our registration keeps labels unique per
+    model; two versions with one label are refused, never picked between)."""
+    if not versions:
+        raise no_such_version(name, label)
+    if len(versions) > 1:
+        raise InvalidInput(
+            f"version label {label} of {name} is ambiguous: versions "
+            f"{', '.join(map(str, versions))} carry it",
+            hint=f"Name the version by number ({name}/{versions[-1]}); "
+            f"`agent models show {name}` lists them.",
+        )
+    return str(versions[0])
 
 
 # Pip requirements are given explicitly: inferring them costs 7-8 s per log_model call.
@@ -174,7 +195,14 @@ def _require_servable(info: ModelVersionInfo) -> None:
 class ModelRegistry:
     """Register, look up, alias and load model versions in the MLflow registry."""
 
-    def __init__(self, tracking_uri: str, artifact_root: str) -> None:
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
+        if tracking_uri is None or artifact_root is None:
+            # ``ModelRegistry()``: the home's registry (flag -> env -> modelops.toml -> default).
+            from core.settings import load_settings
+
+            settings = load_settings()
+            tracking_uri = tracking_uri or settings.resolved_tracking_uri
+            artifact_root = artifact_root or settings.resolved_artifact_root
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self.client = configure_mlflow(tracking_uri)
@@ -445,18 +473,33 @@ class ModelRegistry:
             )
         return sorted(out, key=lambda m: m["name"])
 
+    def versions_with_label(self, name: str, label: str) -> list[int]:
+        """Registry versions of ``name`` whose registration recorded version label ``label``."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            versions = self.client.search_model_versions(f"name='{name}'", max_results=10_000)
+        except MlflowException:
+            return []
+        return sorted(
+            int(v.version) for v in versions if (v.tags or {}).get(VERSION_LABEL_TAG) == label
+        )
+
     def list_versions(self, name: str) -> list[ModelVersionInfo]:
         self._require_model(name)
         versions = self.client.search_model_versions(f"name='{name}'", max_results=1000)
         return [self.get(name, v.version) for v in sorted(versions, key=lambda v: int(v.version))]
 
     def get(self, name: str, version: str | int) -> ModelVersionInfo:
-        """A version by number, or by alias when ``version`` is ``champion``/``challenger``."""
+        """A version by number, by alias (``champion``/``challenger``) or by version label."""
         from mlflow.exceptions import MlflowException
 
         validate_name("model", name)
         self._require_model(name)
         version = str(version)
+        ref = parse_version_ref(name, version)
+        if ref.label:
+            version = version_of_label(name, ref.label, self.versions_with_label(name, ref.label))
         try:
             if version in ALIASES:
                 mv = self.client.get_model_version_by_alias(name, version)

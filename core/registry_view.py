@@ -22,8 +22,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from core.errors import InvalidInput, NotFound
-from core.names import validate_name
-from core.registry import ALIASES, ModelVersionInfo, no_such_version, version_info
+from core.names import parse_version_ref, validate_name
+from core.registry import (
+    ALIASES,
+    ModelVersionInfo,
+    no_such_version,
+    version_info,
+    version_of_label,
+)
 
 # MLflow schema revisions (``alembic_version``) whose registry tables this view was checked
 # against. A store at any other revision is read through MLflow, which migrates or refuses it;
@@ -152,9 +158,15 @@ class RegistryView:
             return self._version_infos(conn, name, None)
 
     def get(self, name: str, version: str | int) -> ModelVersionInfo:
-        """A version by number, or by alias when ``version`` is ``champion``/``challenger``."""
+        """A version by number, by alias (``champion``/``challenger``) or by version label."""
         validate_name("model", name)
         version = str(version)
+        ref = parse_version_ref(name, version)
+        if ref.label:
+            labelled = [
+                int(v.version) for v in self.list_versions(name) if v.version_label == ref.label
+            ]
+            version = version_of_label(name, ref.label, sorted(labelled))
         with self.engine.connect() as conn:
             self._require_model(conn, name)
             if version in ALIASES:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from core.errors import InvalidInput, NotFound
-from core.names import NAME_PATTERN, ModelName
+from core.names import ModelName, parse_model_ref
 from core.tasks import (
     TASK_TAG,
     ModelKind,
@@ -30,9 +29,6 @@ from tools.context import CallContext, Services
 from tools.registry_tools import VERSION_PATTERN
 
 EVAL_EXPERIMENT = "modelops-evaluations"
-MODEL_ID = re.compile(
-    rf"(?P<name>{NAME_PATTERN})(?:@(?P<alias>champion|challenger)|/(?P<version>[0-9]{{1,9}}))"
-)
 LOGGED = "logged:"
 # What a one-line verdict shows (classification, then regression names); the full set stays
 # in the evaluation report.
@@ -40,14 +36,10 @@ HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1", "auc_roc", "r2", "r
 
 
 def parse_model_id(model_id: str) -> tuple[str, str]:
-    """``name@alias`` or ``name/version`` -> (name, version-or-alias)."""
-    m = MODEL_ID.fullmatch(model_id)
-    if not m:
-        raise InvalidInput(
-            f"invalid model_id {model_id!r}",
-            hint="Use NAME@champion, NAME@challenger or NAME/VERSION.",
-        )
-    return m["name"], m["alias"] or m["version"]
+    """``name@alias``, ``name/version`` or ``name@2.1.0`` -> (name, version, alias or label);
+    a seed-style id (``name-v1``) is refused with its exact form (``core.names``)."""
+    ref = parse_model_ref(model_id)
+    return ref.name, ref.selector  # type: ignore[return-value]
 
 
 @dataclass
@@ -358,7 +350,9 @@ def _log(services: Services, run: EvaluationRun, result: Any) -> None:
 class EvaluateModelInput(ToolInput):
     renamed_fields = {"target": "label_column"}
     model_id: str | None = Field(
-        default=None, description="NAME@champion, NAME@challenger or NAME/VERSION."
+        default=None,
+        max_length=256,
+        description="NAME@champion, NAME@challenger, NAME/VERSION or NAME@2.1.0 (version label).",
     )
     name: ModelName | None = None
     version: str | None = Field(default=None, pattern=VERSION_PATTERN)

@@ -3,12 +3,13 @@ table), list runs, show a run's stepped metrics, compare runs with uncertainty."
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from core.experiments.train import TrackedTraining
-from core.names import NAME_PATTERN
+from core.names import NAME_PATTERN, is_reserved_tag
 from tools.base import ToolInput, tool
 from tools.context import CallContext
 
@@ -16,6 +17,7 @@ RunRef = Field(
     min_length=1, max_length=128, pattern=f"^{NAME_PATTERN}$", description="Run name or id."
 )
 Experiment = Field(default=None, max_length=128, pattern=f"^{NAME_PATTERN}$")
+_TAG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 
 def _tracker(call: CallContext, experiment: str | None = None) -> Any:
@@ -43,6 +45,28 @@ class TrackExperimentInput(ToolInput):
     metrics: list[str] = Field(default=[], max_length=30, description="Metrics to report first.")
     test_fraction: float = Field(default=0.2, gt=0.05, lt=0.9)
     seed: int = Field(default=42, ge=0)
+    description: str | None = Field(
+        default=None, max_length=5000, description="Kept on the run (MLflow's run description)."
+    )
+    tags: dict[str, str] = Field(
+        default={}, max_length=50, description="Kept on the run as MLflow tags."
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, tags: dict[str, str]) -> dict[str, str]:
+        for key, value in tags.items():
+            # MLflow's own ``mlflow.*`` tags and our reserved names are not the caller's.
+            if not _TAG_KEY.fullmatch(key) or key.lower().startswith("mlflow."):
+                raise ValueError(
+                    f"tag name {key[:70]!r}: letters, digits, '_', '.', '-' (at most 64), "
+                    "not mlflow.*"
+                )
+            if is_reserved_tag(key):
+                raise ValueError(f"tag name {key!r} is reserved: only the system writes it")
+            if len(value) > 5000:
+                raise ValueError(f"tag {key}: at most 5000 characters")
+        return tags
 
 
 class TrackExperimentOutput(TrackedTraining):
@@ -67,6 +91,8 @@ def track_experiment(call: CallContext, args: TrackExperimentInput) -> TrackExpe
         experiment=args.experiment_name,
         test_fraction=args.test_fraction,
         seed=args.seed,
+        description=args.description,
+        tags=dict(args.tags),
     )
     data = out.model_dump()
     if args.metrics:  # the asked-for metrics first, the rest after

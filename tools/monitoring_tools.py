@@ -24,7 +24,6 @@ from policies.rbac import ActorKind
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 
-MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@(champion|challenger)|/[0-9]{1,9})?$"
 POLICY_PRINCIPAL = "monitoring-policy"
 ROLLBACK_PERMISSION = "deploy:rollback"
 
@@ -48,7 +47,9 @@ class MonitoringConfig(ToolInput):
 class ReportInput(ToolInput):
     renamed_fields = {"target": "environment"}
     model_id: str = Field(
-        pattern=MODEL_ID, description="NAME (its live versions), NAME/3 or NAME@champion."
+        min_length=1,
+        max_length=256,
+        description="NAME (its live versions), NAME/3, NAME@champion or NAME@2.1.0.",
     )
     environment: Environment = "production"
     window_minutes: float | None = Field(
@@ -109,14 +110,24 @@ def resolve_versions(
     services: Services, model_id: str, environment: str
 ) -> tuple[str, list[str], list[str]]:
     """(name, versions, notes): an explicit version, an alias, or what the environment serves."""
+    from core.names import parse_model_ref, seed_style_error, seed_style_ref
+
     notes: list[str] = []
-    if "/" in model_id:
-        name, version = model_id.split("/", 1)
-        return name, [version], notes
-    name, _, alias = model_id.partition("@")
+    ref = parse_model_ref(model_id, bare=True)
+    name = ref.name
+    if ref.version:
+        return name, [ref.version], notes
+    if ref.label:
+        return name, [services.registry_reader.get(name, ref.label).version], notes
+    if ref.alias is None and seed_style_ref(name):
+        try:  # a model may really be named ``x-v1``; only when it is not is the form wrong
+            services.registry_reader.list_versions(name)
+        except NotFound:
+            raise seed_style_error(model_id) from None
     current = services.deployments.current(name, environment)
     live = current.live_versions if current else []
-    if alias:
+    if ref.alias:
+        alias = ref.alias
         version = services.registry_reader.get(name, alias).version
         if live and version not in live:
             notes.append(

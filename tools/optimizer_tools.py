@@ -3,7 +3,6 @@ and register the adopted artifact as a new version with lineage and the report a
 
 from __future__ import annotations
 
-import re
 import secrets
 import warnings
 from pathlib import Path
@@ -13,13 +12,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.honesty import HONESTY_FIELDS, HonestyMetadata
-from core.names import NAME_PATTERN, ModelName
+from core.names import ModelName, parse_model_ref
 from core.tasks import LABEL_COLUMN_TAG, label_column_for
 from tools.base import ToolInput, tool
 from tools.context import CallContext, Services
 from tools.registry_tools import VERSION_PATTERN
 
-MODEL_ID = rf"^{NAME_PATTERN}[@/]([0-9]{{1,9}}|champion|challenger)$"
 _TAG_LIMIT = 5000  # MLflow tag values are capped at 8000 characters
 
 
@@ -27,8 +25,9 @@ class OptimizeModelInput(ToolInput):
     renamed_fields = {"target": "goal", "target_column": "label_column"}
     model_id: str | None = Field(
         default=None,
-        pattern=MODEL_ID,
-        description='"name@alias" (champion/challenger) or "name/version"; or give name + version.',
+        max_length=256,
+        description='"name@alias" (champion/challenger), "name/version" or "name@2.1.0" '
+        "(version label); or give name + version.",
     )
     name: ModelName | None = None
     version: str | None = Field(default=None, pattern=VERSION_PATTERN)
@@ -62,8 +61,8 @@ class OptimizeModelInput(ToolInput):
 
     def reference(self) -> tuple[str, str]:
         if self.model_id is not None:
-            name, version = re.split(r"[@/]", self.model_id, maxsplit=1)
-            return name, version
+            ref = parse_model_ref(self.model_id)
+            return ref.name, str(ref.selector)
         return str(self.name), self.version or "champion"
 
 

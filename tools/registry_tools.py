@@ -7,11 +7,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.honesty import HonestyMetadata
-from core.names import ModelName
+from core.names import VERSION_REF_PATTERN, ModelName
 from tools.base import ToolInput, tool
 from tools.context import CallContext
 
-VERSION_PATTERN = r"^([0-9]{1,9}|champion|challenger)$"
+# A version number, an alias or a semantic version label (resolved by the registry).
+VERSION_PATTERN = VERSION_REF_PATTERN
 
 
 class ListModelsInput(ToolInput):
@@ -33,7 +34,7 @@ class GetModelInput(ToolInput):
     version: str | None = Field(
         default=None,
         pattern=VERSION_PATTERN,
-        description="Version number or alias; omit for every version.",
+        description="Version number, alias or version label (2.1.0); omit for every version.",
     )
 
 

@@ -3,7 +3,13 @@ prompt/completion formats, sanitizing, content digests, seeded splits, MLflow li
 
 from core.datasets.dataset import PROMPT_COMPLETION, TABULAR, Dataset, ValidationReport
 from core.datasets.io import LineError
-from core.datasets.sanitize import DatasetSanitizer, SanitizeSummary, near_duplicates
+from core.datasets.sanitize import (
+    DatasetSanitizer,
+    SanitizeResult,
+    SanitizeSummary,
+    near_duplicates,
+    sanitize,
+)
 from core.datasets.tokens import TokenCounter
 from core.datasets.validate import CHAT, FORMATS
 
@@ -15,8 +21,10 @@ __all__ = [
     "Dataset",
     "DatasetSanitizer",
     "LineError",
+    "SanitizeResult",
     "SanitizeSummary",
     "TokenCounter",
     "ValidationReport",
     "near_duplicates",
+    "sanitize",
 ]

@@ -13,7 +13,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -74,6 +75,23 @@ class SanitizeSummary(BaseModel):
         return "; ".join(parts)
 
 
+class SanitizeResult(NamedTuple):
+    """``clean, summary = sanitizer.sanitize(ds)`` unpacks; ``sanitize(ds).save(path)`` writes
+    the clean rows (the seed's spelling), and ``.summary`` says what changed."""
+
+    dataset: Dataset
+    summary: SanitizeSummary
+
+    def save(self, path: str | Path) -> Path:
+        return self.dataset.save(path)
+
+
+def sanitize(dataset: Dataset, **options: Any) -> SanitizeResult:
+    """``DatasetSanitizer(**options).sanitize(dataset)``: the defaults drop duplicates and
+    redact e-mails, phone numbers and secrets."""
+    return DatasetSanitizer(**options).sanitize(dataset)
+
+
 @dataclass
 class DatasetSanitizer:
     """Rules applied in order: strip keys, redact, length filter, exact then near duplicates.
@@ -104,7 +122,7 @@ class DatasetSanitizer:
         if self.min_length and self.max_length and self.min_length > self.max_length:
             raise InvalidInput("min_length is greater than max_length")
 
-    def sanitize(self, dataset: Dataset) -> tuple[Dataset, SanitizeSummary]:
+    def sanitize(self, dataset: Dataset) -> SanitizeResult:
         counter = self.counter or TokenCounter.auto()
         rows = [json.loads(json.dumps(r)) for r in dataset.rows]  # deep copy, JSON only
         lines = list(dataset.lines)
@@ -185,7 +203,7 @@ class DatasetSanitizer:
             input_digest=dataset.digest,
             output_digest=out.digest,
         )
-        return out, summary
+        return SanitizeResult(out, summary)
 
 
 def _columns(dataset: Dataset, stripped: dict[str, int]) -> list[str] | None:

@@ -6,12 +6,11 @@ Everything is a plain MLflow run in an explicit tracking store, so the MLflow UI
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +48,45 @@ class RunSummary(BaseModel):
 
 
 class TrackedRun:
-    """The run inside ``ExperimentTracker.start``: log to it, then leave the ``with``."""
+    """The run ``ExperimentTracker.start`` began: log to it, then leave the ``with`` (or
+    call ``end()``)."""
 
     def __init__(self, tracker: ExperimentTracker, run_id: str, name: str) -> None:
         self.tracker = tracker
         self.run_id = run_id
         self.name = name
         self.honesty: HonestyMetadata | None = None
+        self.ended = False
+
+    def __enter__(self) -> TrackedRun:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.end("FAILED" if exc_type is not None else "FINISHED")
+
+    def end(self, status: str = "FINISHED") -> None:
+        """End the run (once): FINISHED, FAILED or KILLED."""
+        if self.ended:
+            return
+        self.ended = True
+        if self.honesty is not None:  # the final honesty, written once (params are immutable)
+            self.client.log_param(
+                self.run_id, HONESTY_PARAM, self.honesty.model_dump_json()[:6000]
+            )
+        else:
+            self.client.set_tag(self.run_id, "honesty_warning", HonestyWarning.UNVALIDATED.value)
+            self.client.set_tag(
+                self.run_id,
+                "honesty_note",
+                "no honesty metadata was given for this run: its numbers are unvalidated",
+            )
+        import mlflow
+
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == self.run_id:
+            mlflow.end_run(status)
+        else:  # another run became the active one meanwhile: end ours by id
+            self.client.set_terminated(self.run_id, status)
 
     @property
     def client(self) -> Any:
@@ -196,12 +227,41 @@ class TrackedRun:
         return info.model_uri
 
 
+# MLflow shows this tag as the run's description.
+DESCRIPTION_TAG = "mlflow.note.content"
+
+
+def _home_tracker_method(fn: Any) -> Any:
+    """A method that also works on the class: ``ExperimentTracker.start("x")`` runs it on
+    ``ExperimentTracker()``, the home's tracker (the seed's spelling)."""
+
+    class Method:
+        def __get__(self, obj: Any, owner: type) -> Any:
+            target = obj if obj is not None else owner()
+            return functools.partial(fn, target)
+
+    m = Method()
+    m.__doc__ = fn.__doc__
+    return m
+
+
 class ExperimentTracker:
     """Runs in one MLflow store. ``with tracker.start("churn_v1") as run: ...``."""
 
     def __init__(
-        self, tracking_uri: str, artifact_root: str, *, experiment: str = DEFAULT_EXPERIMENT
+        self,
+        tracking_uri: str | None = None,
+        artifact_root: str | None = None,
+        *,
+        experiment: str = DEFAULT_EXPERIMENT,
     ) -> None:
+        if tracking_uri is None or artifact_root is None:
+            # ``ExperimentTracker()``: the home's tracking URI and artifact store.
+            from core.settings import load_settings
+
+            settings = load_settings()
+            tracking_uri = tracking_uri or settings.resolved_tracking_uri
+            artifact_root = artifact_root or settings.resolved_artifact_root
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self.experiment = experiment
@@ -211,7 +271,7 @@ class ExperimentTracker:
     def from_settings(cls, settings: Any, **kwargs: Any) -> ExperimentTracker:
         return cls(settings.resolved_tracking_uri, settings.resolved_artifact_root, **kwargs)
 
-    @contextmanager
+    @_home_tracker_method
     def start(
         self,
         name: str,
@@ -219,10 +279,13 @@ class ExperimentTracker:
         experiment: str | None = None,
         honesty: HonestyMetadata | None = None,
         tags: dict[str, str] | None = None,
+        description: str | None = None,
         capture_env: bool = True,
-    ) -> Iterator[TrackedRun]:
-        """A new run named ``name``; FINISHED when the block ends, FAILED if it raises. A run
-        that never received honesty metadata is tagged UNVALIDATED, with no claim."""
+    ) -> TrackedRun:
+        """A new run named ``name``, started now. As ``with tracker.start(...) as run:`` it
+        ends FINISHED when the block ends, FAILED if it raises; without ``with``, call
+        ``run.end()``. A run that never received honesty metadata is tagged UNVALIDATED,
+        with no claim. ``ExperimentTracker.start(...)`` uses the home's tracker."""
         validate_name("dataset", name)  # run names appear in paths and filters
         exp_name = experiment or self.experiment
         validate_name("dataset", exp_name)
@@ -230,37 +293,25 @@ class ExperimentTracker:
         import mlflow
 
         nested = mlflow.active_run() is not None
-        # The fluent run is active inside the block, so mlflow.log_* and log_model land in it;
-        # mlflow ends it FINISHED, or FAILED when the block raises.
-        with mlflow.start_run(experiment_id=exp_id, run_name=name, nested=nested) as run:
-            tracked = TrackedRun(self, run.info.run_id, name)
-            try:
-                if tags:
-                    tracked.set_tags(tags)
-                if capture_env:
-                    env = capture_environment()
-                    tracked.log_dict(env, "environment.json")
-                    for k, v in environment_tags(env).items():
-                        self.client.set_tag(tracked.run_id, k, v)
-                if honesty is not None:
-                    tracked.set_honesty(honesty)
-                yield tracked
-            finally:
-                if tracked.honesty is not None:  # the final honesty, written once
-                    self.client.log_param(
-                        tracked.run_id,
-                        HONESTY_PARAM,
-                        tracked.honesty.model_dump_json()[:6000],
-                    )
-                else:
-                    self.client.set_tag(
-                        tracked.run_id, "honesty_warning", HonestyWarning.UNVALIDATED.value
-                    )
-                    self.client.set_tag(
-                        tracked.run_id,
-                        "honesty_note",
-                        "no honesty metadata was given for this run: its numbers are unvalidated",
-                    )
+        # The fluent run stays active until it ends, so mlflow.log_* and log_model land in it.
+        run = mlflow.start_run(experiment_id=exp_id, run_name=name, nested=nested)
+        tracked = TrackedRun(self, run.info.run_id, name)
+        try:
+            if tags:
+                tracked.set_tags(tags)
+            if description:
+                self.client.set_tag(tracked.run_id, DESCRIPTION_TAG, description)
+            if capture_env:
+                env = capture_environment()
+                tracked.log_dict(env, "environment.json")
+                for k, v in environment_tags(env).items():
+                    self.client.set_tag(tracked.run_id, k, v)
+            if honesty is not None:
+                tracked.set_honesty(honesty)
+        except BaseException:
+            tracked.end("FAILED")
+            raise
+        return tracked
 
     # Reading ----------------------------------------------------------------------------
     def resolve(self, ref: str, *, experiment: str | None = None) -> str:

@@ -112,8 +112,11 @@ def train_tracked(
     experiment: str | None = None,
     test_fraction: float = 0.2,
     seed: int = 42,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrackedTraining:
-    """Fit and measure one model on ``dataset`` (a ``core.datasets.Dataset``) in a new run."""
+    """Fit and measure one model on ``dataset`` (a ``core.datasets.Dataset``) in a new run
+    (``description`` and ``tags`` are kept on it)."""
     import numpy as np
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
@@ -216,7 +219,9 @@ def train_tracked(
     )
     train_ds = Dataset.from_pandas(frame.loc[X_tr.index], name=f"{dataset.name}-train"[:128])
     test_ds = Dataset.from_pandas(frame.loc[X_te.index], name=f"{dataset.name}-test"[:128])
-    with tracker.start(run_name, experiment=experiment, honesty=honesty) as run:
+    with tracker.start(
+        run_name, experiment=experiment, honesty=honesty, description=description, tags=tags
+    ) as run:
         run.log_params(
             {
                 "model_type": model_type,

@@ -84,8 +84,15 @@ class FeatureStore:
         dimension: int = DIMENSION,
         lock_timeout_s: float = 5.0,
     ) -> None:
-        if (path is None) == (url is None):
+        if path is not None and url is not None:
             raise InvalidInput("give the store a directory (path) or a Chroma server url, not both")
+        if path is None and url is None:
+            # ``FeatureStore()``: the home's store (its Chroma server, else home/chroma).
+            from core.settings import load_settings
+
+            settings = load_settings()
+            url = settings.chroma_url
+            path = None if url else settings.resolved_chroma_path
         if dimension < 2:
             raise InvalidInput("dimension must be at least 2")
         import chromadb

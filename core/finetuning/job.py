@@ -89,6 +89,21 @@ def finetuning_client(
     )
 
 
+def _check_spec(model: str, suffix: str | None, hyperparameters: dict[str, Any] | None) -> None:
+    if not model or len(model) > 200:
+        raise InvalidInput("model must name the base model to fine-tune")
+    if suffix is not None and (
+        len(suffix) > 64 or not suffix.replace("-", "").replace("_", "").isalnum()
+    ):
+        raise InvalidInput("suffix: at most 64 letters, digits, '-' or '_'")
+    allowed_hp = {"n_epochs", "batch_size", "learning_rate_multiplier"}
+    extra = set(hyperparameters or {}) - allowed_hp
+    if extra:
+        raise InvalidInput(
+            f"unknown hyperparameters {sorted(extra)}", hint=f"Use {sorted(allowed_hp)}."
+        )
+
+
 def _api_error(exc: Exception, what: str) -> Exception:
     import openai
 
@@ -136,9 +151,43 @@ def _status(job: Any) -> JobStatus:
 
 class FineTuningJob:
     """One job. ``FineTuningJob.create(path, model=...)`` starts one; ``FineTuningJob(id)``
-    attaches to an existing one."""
+    attaches to an existing one; ``FineTuningJob(model=..., training_file=...)`` builds a job
+    spec here (no network) that ``submit()`` sends, which needs an endpoint."""
 
-    def __init__(self, job_id: str, *, client: Any = None) -> None:
+    def __init__(
+        self,
+        job_id: str | None = None,
+        *,
+        model: str | None = None,
+        training_file: str | Path | None = None,
+        validation_file: str | Path | None = None,
+        hyperparameters: dict[str, Any] | None = None,
+        suffix: str | None = None,
+        seed: int | None = None,
+        client: Any = None,
+    ) -> None:
+        self.uploaded: dict[str, str] = {}
+        self.dataset_reports: dict[str, Any] = {}
+        self.spec: dict[str, Any] | None = None
+        if job_id is None:
+            if model is None:
+                raise InvalidInput(
+                    "give a job id to attach to, or model=... to build a new job",
+                    hint='e.g. FineTuningJob(model="gpt-4o-mini-2024-07-18", '
+                    'training_file="train.jsonl")',
+                )
+            _check_spec(model, suffix, hyperparameters)
+            self.id: str | None = None
+            self.client = client  # created at submit(): building a spec needs no endpoint
+            self.spec = {
+                "model": model,
+                "training_file": None if training_file is None else str(training_file),
+                "validation_file": None if validation_file is None else str(validation_file),
+                "hyperparameters": dict(hyperparameters or {}),
+                "suffix": suffix,
+                "seed": seed,
+            }
+            return
         if (
             not job_id
             or len(job_id) > 200
@@ -147,8 +196,29 @@ class FineTuningJob:
             raise InvalidInput(f"invalid fine-tuning job id {job_id[:60]!r}")
         self.id = job_id
         self.client = client or finetuning_client()
-        self.uploaded: dict[str, str] = {}
-        self.dataset_reports: dict[str, Any] = {}
+
+    def submit(self) -> FineTuningJob:
+        """Validate, upload and create the job this spec describes (an endpoint is needed:
+        without one, ExternalServiceError says so and nothing is sent)."""
+        if self.spec is None or self.id is not None:
+            raise InvalidInput(f"fine-tuning job {self.id} was already submitted")
+        spec = dict(self.spec)
+        if spec["training_file"] is None:
+            raise InvalidInput(
+                "this job spec has no training_file", hint="Build it with training_file=PATH."
+            )
+        job = FineTuningJob.create(spec.pop("training_file"), client=self.client, **spec)
+        self.id, self.client = job.id, job.client
+        self.uploaded, self.dataset_reports = job.uploaded, job.dataset_reports
+        return self
+
+    def _submitted(self) -> str:
+        if self.id is None:
+            raise InvalidInput(
+                "this fine-tuning job is a spec that was not submitted yet",
+                hint="Call job.submit() (it needs OPENAI_BASE_URL and/or OPENAI_API_KEY).",
+            )
+        return self.id
 
     @classmethod
     def create(
@@ -167,18 +237,7 @@ class FineTuningJob:
         from core.datasets import Dataset
 
         client = client or finetuning_client()
-        if not model or len(model) > 200:
-            raise InvalidInput("model must name the base model to fine-tune")
-        if suffix is not None and (
-            len(suffix) > 64 or not suffix.replace("-", "").replace("_", "").isalnum()
-        ):
-            raise InvalidInput("suffix: at most 64 letters, digits, '-' or '_'")
-        allowed_hp = {"n_epochs", "batch_size", "learning_rate_multiplier"}
-        extra = set(hyperparameters or {}) - allowed_hp
-        if extra:
-            raise InvalidInput(
-                f"unknown hyperparameters {sorted(extra)}", hint=f"Use {sorted(allowed_hp)}."
-            )
+        _check_spec(model, suffix, hyperparameters)
         files = {"training": Path(training_file)}
         if validation_file is not None:
             files["validation"] = Path(validation_file)
@@ -221,15 +280,17 @@ class FineTuningJob:
         return out
 
     def status(self) -> JobStatus:
+        job_id = self._submitted()
         try:
-            return _status(self.client.fine_tuning.jobs.retrieve(self.id))
+            return _status(self.client.fine_tuning.jobs.retrieve(job_id))
         except Exception as exc:
             raise _api_error(exc, f"fine-tuning job {self.id}") from exc
 
     def events(self, *, limit: int = 100) -> list[JobEvent]:
         """The job's events, oldest first (the API lists newest first)."""
+        job_id = self._submitted()
         try:
-            page = self.client.fine_tuning.jobs.list_events(self.id, limit=limit)
+            page = self.client.fine_tuning.jobs.list_events(job_id, limit=limit)
         except Exception as exc:
             raise _api_error(exc, f"events of {self.id}") from exc
         events = [
@@ -248,8 +309,9 @@ class FineTuningJob:
         return sorted(events, key=lambda e: (e.created_at, e.id))
 
     def checkpoints(self) -> list[Checkpoint]:
+        job_id = self._submitted()
         try:
-            page = self.client.fine_tuning.jobs.checkpoints.list(self.id)
+            page = self.client.fine_tuning.jobs.checkpoints.list(job_id)
         except Exception as exc:
             raise _api_error(exc, f"checkpoints of {self.id}") from exc
         return sorted(
@@ -269,8 +331,9 @@ class FineTuningJob:
         )
 
     def cancel(self) -> JobStatus:
+        job_id = self._submitted()
         try:
-            return _status(self.client.fine_tuning.jobs.cancel(self.id))
+            return _status(self.client.fine_tuning.jobs.cancel(job_id))
         except Exception as exc:
             raise _api_error(exc, f"cancelling {self.id}") from exc
 
