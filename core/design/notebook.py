@@ -255,6 +255,16 @@ _FIX_HINT = "Fix the cell in Jupyter (run it top to bottom), save, and run the d
 
 def _cell_statements(source_name: str, number: int, tree: ast.Module) -> list[ast.stmt]:
     """The cell's statements as the pipeline runs them; refusals for code that cannot."""
+    # before the display filter, which would drop a bare `yield`/`await` unseen
+    for node in module_scope(tree.body):
+        if isinstance(node, ast.Return | ast.Yield | ast.YieldFrom | ast.Await):
+            word = type(node).__name__.lower().replace("yieldfrom", "yield from")
+            raise _refuse(
+                source_name,
+                number,
+                f"has a top-level `{word}` (line {node.lineno}), which a script cannot run",
+                _FIX_HINT,
+            )
     out: list[ast.stmt] = []
     for stmt in tree.body:
         if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
@@ -270,15 +280,6 @@ def _cell_statements(source_name: str, number: int, tree: ast.Module) -> list[as
             out.extend(s for s in stmt.body if not _display_only(s))  # type: ignore[attr-defined]
         elif not _display_only(stmt):
             out.append(stmt)
-    for node in module_scope(out):
-        if isinstance(node, ast.Return | ast.Yield | ast.YieldFrom | ast.Await):
-            word = type(node).__name__.lower().replace("yieldfrom", "yield from")
-            raise _refuse(
-                source_name,
-                number,
-                f"has a top-level `{word}` (line {node.lineno}), which a script cannot run",
-                _FIX_HINT,
-            )
     return out
 
 
