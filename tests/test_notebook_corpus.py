@@ -22,7 +22,9 @@ LR_ISSUE = [  # the notebook of the issue, as written
         "X, y = load_breast_cancer(return_X_y=True)"
     ),
     new_code_cell("C = 0.5"),
-    new_code_cell("model = LogisticRegression(C=C, max_iter=2000).fit(X, y)\nprint('C is', model.C)"),
+    new_code_cell(
+        "model = LogisticRegression(C=C, max_iter=2000).fit(X, y)\nprint('C is', model.C)"
+    ),
 ]
 PIPELINE_MAGICS = [
     new_markdown_cell("# Iris"),
@@ -139,9 +141,7 @@ def test_issue_notebook_lifts_the_top_level_C_and_runs(rt, home, tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_with_magics_runs_and_keeps_the_timed_fit(rt, home, tmp_path):
-    out, stdout, data = _draft_and_run(
-        rt, home, tmp_path, PIPELINE_MAGICS, "--n_estimators", "3"
-    )
+    out, stdout, data = _draft_and_run(rt, home, tmp_path, PIPELINE_MAGICS, "--n_estimators", "3")
     assert out["model_variable"] == "pipe" and out["config"] == {
         "n_estimators": 50,
         "random_state": 0,
@@ -169,9 +169,10 @@ def test_model_returned_by_a_function_with_a_notebook_cfg(rt, home, tmp_path):
 def test_main_block_regressor_on_diabetes(rt, home, tmp_path):
     out, stdout, data = _draft_and_run(rt, home, tmp_path, MAIN_REGRESSOR, "--ALPHA", "0.5")
     assert out["model_variable"] == "reg" and out["config"] == {"ALPHA": 2.0}
-    assert "if __name__" not in Path(out["paths"][0]).read_text().split("def train")[1].split(
-        "def _tracking"
-    )[0]
+    assert (
+        "if __name__"
+        not in Path(out["paths"][0]).read_text().split("def train")[1].split("def _tracking")[0]
+    )
     assert "alpha 0.5" in stdout
     assert data.tags["model_class"] == "Ridge"
     assert "load_diabetes" in data.tags["dataset_source"]
@@ -183,9 +184,7 @@ def test_csv_path_variable_is_a_path_field_and_digested(rt, home, tmp_path):
 
     (tmp_path / "data").mkdir()
     load_iris(as_frame=True).frame.to_csv(tmp_path / "data" / "iris.csv", index=False)
-    out, stdout, data = _draft_and_run(
-        rt, home, tmp_path, CSV_MAKE_PIPELINE, "--TEST_SIZE", "0.2"
-    )
+    out, stdout, data = _draft_and_run(rt, home, tmp_path, CSV_MAKE_PIPELINE, "--TEST_SIZE", "0.2")
     assert out["model_variable"] == "model"  # not the scaler fitted after it
     assert out["config"] == {
         "DATA": "data/iris.csv",
@@ -284,3 +283,31 @@ def test_fit_variants_name_the_model():
     assert _convert(base + guard).model_var == "g"
     lone = "%time z = SVC().fit([[0], [1]], [0, 1])"  # the timed fit is kept
     assert _convert(base, lone).model_var == "z"
+
+
+def test_the_main_block_runs_even_when_the_script_is_imported():
+    # unwrapped into train(): importing the draft (another __name__) still trains the model
+    draft = _convert(
+        "from sklearn.svm import SVC\n"
+        "if __name__ == '__main__':\n    g = SVC(C=2.0).fit([[0], [1]], [0, 1])"
+    )
+    ns: dict = {"__name__": "imported_draft"}
+    exec(compile(draft.script, "train.py", "exec"), ns)
+    scope = ns["train"](ns["Config"]())
+    assert scope[draft.model_var].C == 2.0 and hasattr(scope["g"], "support_vectors_")
+
+
+def test_field_names_pydantic_or_argparse_would_break_are_prefixed():
+    import warnings
+
+    draft = _convert(
+        "from sklearn.decomposition import PCA\n_SEED = 1\nmodel_name = 'pca'\n"
+        "m = PCA(copy=True, random_state=_SEED, tag=model_name, help=2).fit([[0, 1], [1, 0]])"
+    )
+    assert set(draft.config) == {"p_copy", "p__SEED", "p_model_name", "p_help"}
+    ns: dict = {"__name__": "imported_draft"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a shadowed BaseModel attribute only warns: fail on it
+        exec(compile(draft.script, "train.py", "exec"), ns)
+        cfg, _ = ns["load_config"](["--p_help", "3"])
+    assert cfg.p_copy is True and cfg.p_help == 3 and cfg.p__SEED == 1

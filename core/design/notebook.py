@@ -36,7 +36,23 @@ DISPLAY_METHODS = {
     "corr", "boxplot", "scatter", "imshow", "heatmap", "pairplot", "savefig",
 }  # fmt: skip
 PLOT_MODULES = {"plt", "sns", "px"}
-RESERVED = {"cfg", "config", "experiment", "model_config", "model_fields"}
+RESERVED = {"cfg", "config", "experiment", "help"}  # the script's own names and CLI flags
+
+
+def _field_ok(name: str) -> bool:
+    """A name a Config field and its ``--name`` flag can carry: pydantic makes ``_x`` private
+    and refuses or warns on ``model_*`` and BaseModel's own attributes (``copy``, ``json``)."""
+    from pydantic import BaseModel
+
+    return (
+        name.isidentifier()
+        and not keyword.iskeyword(name)
+        and name not in RESERVED
+        and not name.startswith(("_", "model_"))
+        and not hasattr(BaseModel, name)
+    )
+
+
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun"}
 BUNDLED = {
     "load_iris", "load_breast_cancer", "load_wine", "load_digits", "load_diabetes",
@@ -170,8 +186,7 @@ class _Lifter(ast.NodeTransformer):
         return ast.Attribute(ast.Name(self.cfg_name, ast.Load()), name, ast.Load())
 
     def field(self, base: str, value: object) -> str:
-        ok = base.isidentifier() and not keyword.iskeyword(base) and base not in RESERVED
-        base = base if ok else f"p_{base}"
+        base = base if _field_ok(base) else f"p_{base}"
         name, n = base, 2
         while name in self.config and self.config[name] != value:
             name, n = f"{base}_{n}", n + 1
