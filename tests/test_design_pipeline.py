@@ -70,7 +70,11 @@ def test_generated_script_trains_and_logs_to_mlflow(rt, home, tmp_path):
     # markdown, raw, df.head(), df.shape and the plot/display cell
     assert out["dropped_cells"] == 5
     text = script.read_text()
-    assert "%matplotlib" not in text and "pip list" not in text and "plt.show" not in text
+    code = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+    assert "%matplotlib" not in code and "pip list" not in code and "plt.show" not in text
+    # the dropped IPython lines are named in the script's notes and in the warnings
+    assert "# - cell 2: IPython lines dropped: %matplotlib inline; !pip list" in text
+    assert any("%matplotlib inline" in w for w in out["warnings"])
     assert "n_estimators=cfg.n_estimators" in text
 
     env = {**os.environ, "MODELOPS_HOME": str(home), "PYTHONPATH": str(ROOT)}
@@ -122,12 +126,18 @@ def test_generated_script_trains_and_logs_to_mlflow(rt, home, tmp_path):
 def test_csv_path_is_lifted_and_digested(rt, tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "d.csv").write_text("a,b\n1,0\n2,1\n")
-    cells = [new_code_cell("import pandas as pd\ndf = pd.read_csv('data/d.csv')\ndf")]
+    cells = [
+        new_code_cell("import pandas as pd\ndf = pd.read_csv('data/d.csv')\ndf"),
+        new_code_cell(
+            "from sklearn.tree import DecisionTreeClassifier\n"
+            "m = DecisionTreeClassifier().fit(df[['a']], df['b'])"
+        ),
+    ]
     _notebook(tmp_path / "nb.ipynb", cells)
     res = _draft(rt, "carol", notebook="nb.ipynb", out_dir="drafts/nb")
     assert res.ok, res.error
     assert res.output["config"] == {"data_path": "data/d.csv"}
-    assert any("no `.fit(`" in w for w in res.output["warnings"])
+    assert res.output["model_variable"] == "m"
     assert "pd.read_csv(cfg.data_path)" in Path(res.output["paths"][0]).read_text()
 
 
@@ -235,7 +245,8 @@ def test_generated_cli_rejects_a_bad_value_before_logging(rt, home, tmp_path):
 
 
 def test_odd_notebook_name_and_reserved_kwarg_names(rt, home, tmp_path):
-    cells = [new_code_cell("# a comment\nfrom sklearn.svm import SVC\nm = SVC(config=1, cfg=2)")]
+    code = "# a comment\nfrom sklearn.svm import SVC\nm = SVC(config=1, cfg=2)\nm.fit(X, y)"
+    cells = [new_code_cell(code)]
     _notebook(tmp_path / 'odd """ name.ipynb', cells)
     res = _draft(rt, "carol", notebook='odd """ name.ipynb')
     assert res.ok, res.error
