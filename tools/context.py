@@ -166,6 +166,11 @@ class Services:
         if not raw or "\0" in raw:
             raise InvalidInput(f"empty or invalid {what} path")
         path = Path(raw).expanduser()
+        if is_dataset_name(raw) and not (Path.cwd() / raw).exists():
+            # A name, not a path: a dataset registered with `agent data register NAME FILE`.
+            from core.datasets.registry import DatasetRegistry
+
+            path = DatasetRegistry(self.engine).resolve(raw)
         if not path.is_absolute():
             path = Path.cwd() / path
         resolved = path.resolve()
@@ -227,6 +232,13 @@ class Services:
                 "overwritten).",
             )
         return resolved
+
+
+def is_dataset_name(raw: str) -> bool:
+    """``customer_data_2024``: a valid name with no folder and no file extension."""
+    from core.names import is_valid_name
+
+    return is_valid_name(raw) and "/" not in raw and "." not in raw
 
 
 @dataclass

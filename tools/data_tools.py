@@ -144,3 +144,60 @@ def split_dataset(call: CallContext, args: SplitDatasetInput) -> SplitDatasetOut
         path = part.save(out_dir / f"{name}{source.suffix.lower()}")
         written[name] = {"path": str(path), "rows": len(part), "digest": part.digest}
     return SplitDatasetOutput(out_dir=str(out_dir), seed=args.seed, parts=written)
+
+
+class RegisterDatasetInput(ToolInput):
+    name: str = Field(
+        min_length=1, max_length=128, description="The dataset's name, e.g. customer_data_2024."
+    )
+    path: str = PathField
+    replace: bool = Field(default=False, description="Point an existing name at this file.")
+
+
+class DatasetEntry(BaseModel):
+    name: str
+    path: str
+    sha256: str
+    size: int
+    registered_by: str
+    registered_at: str
+
+
+@tool(permission="data:write", side_effect="write")
+def register_dataset(call: CallContext, args: RegisterDatasetInput) -> DatasetEntry:
+    """Give a dataset file a name (recorded with its SHA-256), so tools take the name where they take a path."""
+    from core.datasets.io import file_format
+    from core.datasets.registry import DatasetRegistry
+    from core.names import validate_name
+
+    validate_name("dataset", args.name)
+    if "." in args.name:
+        raise InvalidInput(
+            f"dataset name {args.name!r} has a dot: a name with an extension reads as a file",
+            hint="Use letters, digits, '_' and '-', e.g. customer_data_2024.",
+        )
+    services = call.services
+    path = services.resolve_data_path(args.path)
+    file_format(path)  # a CSV, Parquet or JSONL file
+    entry = DatasetRegistry(services.engine).register(
+        args.name, path, by=call.actor.responsible_human, replace=args.replace
+    )
+    return DatasetEntry(**entry)
+
+
+class ListDatasetsInput(ToolInput):
+    pass
+
+
+class ListDatasetsOutput(BaseModel):
+    datasets: list[DatasetEntry]
+
+
+@tool(permission="data:read", side_effect="read")
+def list_datasets(call: CallContext, args: ListDatasetsInput) -> ListDatasetsOutput:
+    """The named datasets (name, file, SHA-256, who registered it)."""
+    from core.datasets.registry import DatasetRegistry
+
+    return ListDatasetsOutput(
+        datasets=[DatasetEntry(**e) for e in DatasetRegistry(call.services.engine).list()]
+    )

@@ -25,7 +25,7 @@ from core.tasks import (
 )
 from policies.gates import comparison_params, limits_for_task
 from tools.base import ToolInput, tool
-from tools.context import CallContext, Services
+from tools.context import CallContext, Services, is_dataset_name
 from tools.registry_tools import VERSION_PATTERN
 
 EVAL_EXPERIMENT = "modelops-evaluations"
@@ -57,6 +57,9 @@ def load_evaluation_set(
     if dataset.startswith(LOGGED):
         path = services.registry.logged_dataset_path(name, version, dataset[len(LOGGED) :])
         roots = [path.parent]
+    elif is_dataset_name(dataset) and not (Path.cwd() / dataset).exists():
+        # A registered name (`agent data register NAME FILE`), checked against its digest.
+        path, roots = services.resolve_data_path(dataset), services.allowed_roots()
     else:
         path, roots = Path(dataset), services.allowed_roots()
     X, y = load_dataset(path, label_column=label_column, allowed_roots=roots)

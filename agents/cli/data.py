@@ -1,4 +1,4 @@
-"""``agent data validate|sanitize|split``: fine-tuning and tabular datasets."""
+"""``agent data validate|sanitize|split|register|list``: fine-tuning and tabular datasets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from agents.cli.progress import working
 
 @click.group()
 def data() -> None:
-    """Validate, sanitize and split dataset files (JSONL, CSV, Parquet)."""
+    """Validate, sanitize, split and name dataset files (JSONL, CSV, Parquet)."""
 
 
 def _render_report(out: dict[str, Any]) -> None:
@@ -160,5 +160,47 @@ def split_cmd(ctx, path, out_dir, fractions, seed, stratify, as_user, as_json) -
         click.echo(f"{o['out_dir']} (seed {o['seed']}):")
         for name, p in o["parts"].items():
             click.echo(f"  {name:10} {p['rows']:>7} rows  {p['path']}  sha256:{p['digest'][:12]}")
+
+    emit(out, as_json, render)
+
+
+@data.command("register")
+@click.argument("name")
+@click.argument("path")
+@click.option("--replace", is_flag=True, help="Point an existing name at this file.")
+@as_option
+@json_option
+@click.pass_context
+def register_cmd(ctx, name, path, replace, as_user, as_json) -> None:  # noqa: ANN001
+    """Name the dataset file PATH (recorded with its SHA-256): tools then take NAME for it."""
+    out = call(
+        ctx,
+        human(ctx, as_user),
+        "register_dataset",
+        {"name": name, "path": path, "replace": replace},
+    )
+
+    def render(d: dict[str, Any]) -> None:
+        click.echo(f"{d['name']} -> {d['path']} (sha256 {d['sha256'][:12]}…, {d['size']} bytes)")
+        click.echo(f'use it as a dataset, e.g. --input \'{{"evaluation_dataset": "{d["name"]}"}}\'')
+
+    emit(out, as_json, render)
+
+
+@data.command("list")
+@as_option
+@json_option
+@click.pass_context
+def list_cmd(ctx, as_user, as_json) -> None:  # noqa: ANN001
+    """The named datasets."""
+    out = call(ctx, human(ctx, as_user), "list_datasets", {})
+
+    def render(d: dict[str, Any]) -> None:
+        if not d["datasets"]:
+            click.echo("No named datasets: `agent data register NAME FILE` names one.")
+        for e in d["datasets"]:
+            click.echo(
+                f"{e['name']}  {e['path']}  sha256 {e['sha256'][:12]}…  by {e['registered_by']}"
+            )
 
     emit(out, as_json, render)
