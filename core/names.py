@@ -174,7 +174,16 @@ def parse_model_ref(text: str, *, bare: bool = False, field: str = "model_id") -
                     f"{field} {text!r}: a version number goes after '/': write '{name}/{version}'",
                     hint=MODEL_REF_HINT,
                 )
-            return parse_version_ref(name, version)
+            if sep == "@" and version.lower() in ("prod", "production", "live"):
+                raise InvalidInput(
+                    f"{field} {text!r}: production's version is the champion: write "
+                    f"'{name}@champion'",
+                    hint=MODEL_REF_HINT,
+                )
+            try:
+                return parse_version_ref(name, version)
+            except InvalidInput as exc:
+                raise InvalidInput(f"{field} {text[:80]!r}: {exc.message}", hint=exc.hint) from exc
     if bare and is_valid_name(text):
         return ModelRef(text)
     if seed_style_ref(text):
