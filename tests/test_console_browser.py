@@ -256,8 +256,12 @@ def test_canary_approval_monitoring_deployments_and_model_pages(
 
 def _wait_done(page) -> None:  # noqa: ANN001
     """Until the decided page's live view says the execution job finished."""
-    page.wait_for_function(
-        "['done', 'failed'].includes(document.getElementById('execution-state').textContent)",
-        timeout=120_000,
+    import re as _re
+
+    from playwright.sync_api import expect
+
+    # A locator wait, not wait_for_function: the console's CSP forbids evaluating strings.
+    expect(page.locator("#execution-state")).to_have_text(
+        _re.compile("^(done|failed)$"), timeout=120_000
     )
     assert page.locator("#execution-state").inner_text() == "done"
