@@ -110,7 +110,9 @@ def test_approver_approves_in_the_browser_and_sees_the_new_live_version(
     assert bound.get_attribute("value") == evidence_hash
     page.click(f"#approve-{aid}")
     assert f"Approved {aid} as alice" in page.locator("#decision").inner_text()
-    assert page.locator("#outcome").inner_text().startswith("deployed")
+    # The page answers at once and follows the execution job (static/decided.js polls it).
+    _wait_done(page)
+    assert page.locator("#execution-outcome").inner_text().startswith("deployed")
     page.click("#to-deployment")
     page.wait_for_url("**/console/deployments/breast-cancer-classifier")
     assert "v1 100" in page.locator("#live").inner_text()
@@ -203,8 +205,10 @@ def test_canary_approval_monitoring_deployments_and_model_pages(
     assert page.locator(f"#honesty-{canary}").is_visible()
     _shot(page, tmp_path, "approval-canary")
     page.click(f"#approve-{canary}")
-    recorded = page.locator("#recorded-outcome").inner_text()
-    assert recorded.startswith("rollout step 1 at 10 %"), recorded
+    _wait_done(page)
+    # The job's outcome is the workflow's: the approved canary's first step is live.
+    recorded = page.locator("#execution-outcome").inner_text()
+    assert recorded.startswith("rolling_out"), recorded
     _shot(page, tmp_path, "decided-canary")
 
     # Traffic: v1 answers ordinary rows, v2 a drifted batch (every feature far off).
@@ -248,3 +252,16 @@ def test_canary_approval_monitoring_deployments_and_model_pages(
     assert page.locator(f"#version-{v1} .measured").count() >= 1
     _shot(page, tmp_path, "model")
     assert errors == [] and dana_errors == []
+
+
+def _wait_done(page) -> None:  # noqa: ANN001
+    """Until the decided page's live view says the execution job finished."""
+    import re as _re
+
+    from playwright.sync_api import expect
+
+    # A locator wait, not wait_for_function: the console's CSP forbids evaluating strings.
+    expect(page.locator("#execution-state")).to_have_text(
+        _re.compile("^(done|failed)$"), timeout=120_000
+    )
+    assert page.locator("#execution-state").inner_text() == "done"

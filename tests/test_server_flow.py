@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -79,8 +80,15 @@ def test_promotion_over_rest_two_approvers_at_once_and_cli_server_mode(
         t.start()
     for t in threads:
         t.join(timeout=240)
-    assert sorted(codes.values()) == [200, 409], codes
-    winner = next(w for w, c in codes.items() if c == 200)
+    # The decision is answered once recorded (202); its execution is a job to follow.
+    assert sorted(codes.values()) == [202, 409], codes
+    winner = next(w for w, c in codes.items() if c == 202)
+    deadline = time.monotonic() + 120
+    while (job := http.get(f"/approvals/{aid}/execution", headers=bearer(tokens["carol"])).json())[
+        "state"
+    ] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job["state"] == "done", job
     req = rt.services.approvals.get(aid)
     assert req.status == ApprovalStatus.EXECUTED and req.decided_by == winner
     assert rt.services.deployments.count_revisions(MODEL) == 1
@@ -113,19 +121,22 @@ def test_promotion_over_rest_two_approvers_at_once_and_cli_server_mode(
         headers=bearer(tokens["dana"]),
     ).json()
     ev_hash = rt.services.approvals.get(second["approval_id"]).evidence_hash
-    out = json.loads(
-        agent(
-            monkeypatch,
-            tokens["bob"],
-            "approvals",
-            "approve",
-            second["approval_id"],
-            "--evidence-hash",
-            ev_hash,
-            "--json",
-            server=live.url,
-        )
-    )
+    lines = agent(
+        monkeypatch,
+        tokens["bob"],
+        "approvals",
+        "approve",
+        second["approval_id"],
+        "--evidence-hash",
+        ev_hash,
+        "--json",
+        server=live.url,
+    ).splitlines()
+    # JSON Lines in server mode too: the decision, the job's steps, then its outcome.
+    events = [json.loads(line) for line in lines]
+    assert events[0]["event"] == "decision" and events[-1]["event"] == "done", events
+    assert "routes written" in [e.get("step") for e in events]
+    out = events[-1]
     assert out["status"] == "deployed", out
     assert rt.services.approvals.get(second["approval_id"]).decided_by == "bob"
     # A claim that contradicts the token is refused in server mode too.

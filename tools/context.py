@@ -13,6 +13,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.deployment import DeploymentService
+    from core.execution_jobs import ExecutionJobs
     from core.features import FeatureStore
     from core.registry import ModelRegistry
     from core.registry_view import RegistryView
@@ -150,6 +151,12 @@ class Services:
         from policies.approvals import ApprovalService
 
         return ApprovalService(self.engine, self.policy, self.audit)
+
+    @cached_property
+    def execution_jobs(self) -> ExecutionJobs:
+        from core.execution_jobs import ExecutionJobs
+
+        return ExecutionJobs(self.engine)
 
     @cached_property
     def validations(self) -> ValidationStore:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.deployment import PRODUCTION, PRODUCTION_ENVIRONMENTS
 from core.errors import ApprovalRequired, Conflict, InvalidInput
+from core.progress import report
 from policies.approvals import PROMOTE, ROLLBACK, ApprovalRequest, ApprovalStatus
 from policies.rbac import Actor
 from tools.approved import require_approved, served_version
@@ -89,6 +90,7 @@ def execute_promotion(services: Services, actor: Actor, approval_id: str) -> dic
     info = services.registry.get(req.model_name, req.version)
     if req.status in (ApprovalStatus.EXECUTED, ApprovalStatus.SUPERSEDED):
         if req.status == ApprovalStatus.EXECUTED and _live_promotion(services, req):
+            report("routes already written", revision=(req.execution or {}).get("revision"))
             return _finish(services, req, already=True)
         raise Conflict(
             f"{approval_id} was executed and has since been superseded "
@@ -155,6 +157,7 @@ def execute_promotion(services: Services, actor: Actor, approval_id: str) -> dic
             },
             conn=s.connection(),
         )
+    report("routes written", revision=execution["revision"], strategy=plan["strategy"])
     return _finish(services, approvals.get(req.id), already=False)
 
 
@@ -164,9 +167,14 @@ def _finish(services: Services, req: ApprovalRequest, *, already: bool) -> dict[
 
     s = services.settings
     deployments = services.deployments
+    # A running gateway picks the new revision up by its own poll: no new process.
+    reused = bool(deployments.gateway_info(req.model_name, PRODUCTION).get("running"))
+    if not reused:
+        report("gateway starting", port=s.gateway_port)
     gw = deployments.ensure_gateway(
         req.model_name, host=s.gateway_host, port=s.gateway_port, environment=PRODUCTION
     )
+    report("gateway reused" if reused else "gateway started", url=gw.get("url"))
     current = deployments.current(req.model_name, PRODUCTION)
     verdict = check_gateway(
         gw["url"],
@@ -175,12 +183,17 @@ def _finish(services: Services, req: ApprovalRequest, *, already: bool) -> dict[
         max_error_rate=1.0,
         wait_seconds=15.0,
     )
+    if verdict.healthy:
+        report("health ok", revision=current.revision, version=req.version)
+    else:
+        report("health failed", revision=current.revision, reasons=verdict.reasons)
     strategy = _plan(req)["strategy"]
     rollout = deployments.rollouts.for_approval(req.id) if strategy != "direct" else None
     completed = strategy == "direct" or (rollout is not None and rollout.state == "completed")
     if verdict.healthy and completed and req.version in current.live_versions:
         move_champion(services, req.model_name, req.version, cause=f"approval {req.id}")
         _mirror_approval(services, req, current.revision)
+        report("champion moved", version=req.version)
     return {
         "approval_id": req.id,
         "name": req.model_name,

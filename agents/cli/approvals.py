@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 from typing import Any
 
 import click
@@ -17,8 +20,7 @@ from agents.cli.common import (
     runtime,
     table,
 )
-from agents.cli.progress import working
-from core.errors import InvalidInput
+from core.errors import Conflict, InvalidInput, ModelOpsError
 
 STATUSES = ["pending", "approved", "rejected", "expired", "executed", "superseded"]
 
@@ -228,14 +230,66 @@ def _decide(
             "reason": reason,
         },
     )
-    if not as_json:
-        console().print(f"{'Approved' if approve else 'Rejected'} {approval_id} as {actor.name}.")
     head = decided.get("audit_head")
-    if not as_json and head:
-        console().print(audit_head_line(head))
-    with working("executing the approved plan (deploy, health check, alias)", as_json):
-        out = runtime(ctx).run_decided(approval_id, actor)
-    emit({**out, "audit_head": head}, as_json, render_outcome)
+    if as_json:
+        _json_line({"event": "decision", "approval": decided["approval"], "audit_head": head})
+    else:
+        console().print(f"{'Approved' if approve else 'Rejected'} {approval_id} as {actor.name}.")
+        if head:
+            console().print(audit_head_line(head))
+    out = _follow(ctx, approval_id, actor, as_json)
+    if as_json:
+        _json_line({"event": "done", **out, "audit_head": head})
+    else:
+        render_outcome(out)
+
+
+def _json_line(event: dict[str, Any]) -> None:
+    """One JSON object per line, flushed: a pipe sees each step as it happens."""
+    click.echo(json.dumps(event, default=str))
+    sys.stdout.flush()
+
+
+def step_line(step: str, detail: dict[str, Any]) -> str:
+    extra = ", ".join(f"{k} {v}" for k, v in detail.items() if v not in (None, "", [], {}))
+    return f"  · {step}" + (f" ({extra})" if extra else "")
+
+
+def _follow(ctx: click.Context, approval_id: str, actor: Any, as_json: bool) -> dict[str, Any]:
+    """Run (embedded) or follow (server mode) what comes after the decision, showing each
+    execution step as it happens; a failure is a JSON line too before the error exits."""
+    started = time.monotonic()
+
+    def on_step(step: str, detail: dict[str, Any]) -> None:
+        if as_json:
+            _json_line({"event": "step", "step": step, "detail": detail,
+                        "elapsed_s": round(time.monotonic() - started, 3)})  # fmt: skip
+        else:
+            console().print(step_line(step, detail), markup=False)
+
+    from agents.execution import run_job
+    from agents.runtime import Runtime
+
+    rt = runtime(ctx)
+    # Each step is its own line (no spinner: a live display would garble them).
+    try:
+        if isinstance(rt, Runtime):
+            rt.services.execution_jobs.queue(approval_id, actor.name)
+            out = run_job(rt, approval_id, actor, listener=on_step)
+            if out is None:  # another process took the job first
+                job = rt.services.execution_jobs.get(approval_id) or {}
+                raise Conflict(
+                    f"the execution of {approval_id} is {job.get('state', 'unknown')} "
+                    f"elsewhere ({job.get('owner') or 'unknown owner'})",
+                    hint=f"Follow it: `agent approvals show {approval_id}`.",
+                )
+        else:
+            out = rt.run_decided(approval_id, actor, listener=on_step)
+    except ModelOpsError as exc:
+        if as_json:
+            _json_line({"event": "failed", "error": exc.to_dict()})
+        raise
+    return out
 
 
 def audit_head_line(head: dict[str, Any]) -> str:
@@ -292,7 +346,10 @@ def approve_cmd(
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Approve a pending request (listed approvers; never the requester) and run it."""
+    """Approve a pending request (listed approvers; never the requester) and run it.
+
+    The decision line comes at once, then each execution step as it happens; with --json,
+    one JSON object per line: a "decision" event, "step" events, then "done" (or "failed")."""
     _decide(ctx, approval_id, as_user, True, reason, evidence_hash, yes, as_json)
 
 

@@ -142,6 +142,12 @@ class AuditHeadOut(BaseModel):
     hash: str
 
 
+class ExecutionRef(BaseModel):
+    approval_id: str
+    state: str
+    status_url: str
+
+
 class DecisionOutput(BaseModel):
     approval: dict[str, Any] = Field(description="The decided request (without its evidence).")
     audit_head: AuditHeadOut | None = Field(
@@ -149,13 +155,39 @@ class DecisionOutput(BaseModel):
         description="The audit head right after the decision was recorded: keep it to check "
         "the log later with `agent audit verify --anchor SEQ:HASH`.",
     )
+    execution: ExecutionRef | None = Field(
+        default=None,
+        description="The job that runs what follows the decision (the promotion's executor, "
+        "an approved rollback): poll `status_url` for its steps and outcome.",
+    )
     outcome: dict[str, Any] | None = Field(
-        description="What followed the decision (the promotion's executor, an approved "
-        "rollback), as `agent approvals approve` prints it."
+        default=None,
+        description="Always null here: the outcome is the job's (see `execution`).",
     )
     outcome_error: ErrorDetail | None = Field(
-        description="Set when the decision was recorded but what follows it failed."
+        default=None, description="Always null here: a failure is the job's (see `execution`)."
     )
+
+
+class ExecutionStep(BaseModel):
+    at: str
+    step: str
+    detail: dict[str, Any]
+
+
+class ExecutionOutput(BaseModel):
+    approval_id: str
+    state: Literal["queued", "running", "done", "failed"]
+    steps: list[ExecutionStep]
+    outcome: dict[str, Any] | None = Field(description="What `agent approvals approve` prints.")
+    error: dict[str, Any] | None
+    decided_by: str
+    created_at: str | None
+    updated_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    resumed: bool = Field(description="This read resumed a job a crashed process left.")
+    status_url: str
 
 
 @router.get(
@@ -228,12 +260,14 @@ def _decide(
         lambda: cp.decide(
             p, approval_id, approve=approve, evidence_hash=body.evidence_hash, reason=body.reason
         ),
+        accepted=True,
     )
 
 
 @router.post(
     "/approvals/{approval_id}/approve",
     response_model=DecisionOutput,
+    status_code=202,
     responses=WRITE_ERRORS,
     tags=["approvals"],
 )
@@ -245,13 +279,15 @@ async def approve(
     cp: ControlPlane = Depends(control_plane),
 ) -> Any:
     """Approve a pending request on exactly the evidence you reviewed (listed approvers,
-    never the requester); the promotion then runs its approved plan, once."""
+    never the requester). Answered once the decision is recorded (202); the promotion then
+    runs its approved plan, once, as a job: follow it at `execution.status_url`."""
     return await _decide(cp, p, approval_id, True, body, idempotency_key)
 
 
 @router.post(
     "/approvals/{approval_id}/reject",
     response_model=DecisionOutput,
+    status_code=202,
     responses=WRITE_ERRORS,
     tags=["approvals"],
 )
@@ -264,6 +300,22 @@ async def reject(
 ) -> Any:
     """Reject a pending request, with a reason for the audit log."""
     return await _decide(cp, p, approval_id, False, body, idempotency_key)
+
+
+@router.get(
+    "/approvals/{approval_id}/execution",
+    response_model=ExecutionOutput,
+    responses=READ_ERRORS,
+    tags=["approvals"],
+)
+async def execution(
+    approval_id: str = APPROVAL_PATH,
+    p: Principal = Depends(principal),
+    cp: ControlPlane = Depends(control_plane),
+) -> dict[str, Any]:
+    """The execution that follows a decision: its state, its steps so far (in order) and,
+    once done, its outcome. A job a crashed server left unfinished is resumed here."""
+    return await cp.lookup(cp.execution, p, approval_id)
 
 
 @router.post(

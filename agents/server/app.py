@@ -150,6 +150,8 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
+        # Decisions whose execution a crashed server left unfinished continue here.
+        control.jobs.resume_all()
         yield
         control.close()
 

@@ -12,12 +12,16 @@ only.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from core.errors import ExternalServiceError, InvalidInput, PermissionDenied, error_from_code
+
+JOB_POLL_S = 0.25
+JOB_WAIT_S = 300.0
 
 TIMEOUT_S = float(os.environ.get("MODELOPS_SERVER_TIMEOUT", "330"))
 EMBEDDED_ONLY_HINT = "Run it embedded: drop --server and unset MODELOPS_SERVER."
@@ -187,15 +191,39 @@ class RemoteClient:
         self._decided[args["approval_id"]] = out
         return {"approval": out["approval"], "audit_head": out.get("audit_head")}
 
-    def run_decided(self, approval_id: str, decider: Any = None) -> dict[str, Any]:
-        """What followed the decision: the server ran it right after deciding."""
+    def run_decided(
+        self, approval_id: str, decider: Any = None, listener: Any = None
+    ) -> dict[str, Any]:
+        """What followed the decision: the server runs it as a job; follow its steps (each
+        new one goes to ``listener(step, detail)``) until it is done or failed."""
         out = self._decided.pop(approval_id, None)
         if out is None:
             raise InvalidInput(f"no decision on {approval_id} was made through this client")
-        if out.get("outcome_error"):
-            e = out["outcome_error"]
-            raise error_from_code(e["code"], e["message"], e.get("hint", ""))
-        return out["outcome"] or {}
+        url = (out.get("execution") or {}).get("status_url") or (
+            f"/approvals/{_q(approval_id)}/execution"
+        )
+        seen = 0
+        deadline = time.monotonic() + JOB_WAIT_S
+        while True:
+            job = self.request("GET", url)
+            for s in job["steps"][seen:]:
+                if listener is not None:
+                    listener(s["step"], s["detail"])
+            seen = len(job["steps"])
+            if job["state"] == "failed":
+                e = job["error"] or {}
+                raise error_from_code(
+                    e.get("code", "internal"), e.get("message", "failed"), e.get("hint", "")
+                )
+            if job["state"] == "done":
+                return job["outcome"] or {}
+            if time.monotonic() >= deadline:
+                raise ExternalServiceError(
+                    f"the execution of {approval_id} is still {job['state']} after "
+                    f"{JOB_WAIT_S:g} s",
+                    hint=f"Follow it: `agent approvals show {approval_id}`.",
+                )
+            time.sleep(JOB_POLL_S)
 
     def audit_check(self, anchor: tuple[int, str] | None) -> dict[str, Any]:
         params = {"anchor": f"{anchor[0]}:{anchor[1]}"} if anchor else None

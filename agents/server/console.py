@@ -1,5 +1,5 @@
-"""The approval console: server-rendered pages (Jinja2, no JavaScript) over the same
-operations as the REST API. Sign-in with a personal token gives a session cookie (HttpOnly,
+"""The approval console: server-rendered pages (Jinja2; one same-origin script, which
+follows a decision's execution live) over the same operations as the REST API. Sign-in with a personal token gives a session cookie (HttpOnly,
 SameSite=Strict, Secure over https); every form carries the session's CSRF token, and a
 decision form carries the evidence hash it was rendered with, so an approver approves exactly
 what they saw, through the CLI's decision path.
@@ -36,7 +36,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_FORM_BYTES = 16_000
 DECISION_ACTIONS = ("approvals.approve", "approvals.reject")  # other deciders' refusals
 SECURITY_HEADERS = {
+    # Scripts only from our own static files (no inline script, no eval); fetch only to us.
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "script-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -391,11 +393,21 @@ async def decide(request: Request, approval_id: str) -> Response:
         approval=view["a"],
         recorded=view["outcome"],
         audit_head=body.get("audit_head"),
-        outcome=body["outcome"],
-        outcome_error=body["outcome_error"],
+        job=await run_in_threadpool(cp.execution, p, approval_id),
         decision=decision,
         replayed=replayed,
     )
+
+
+@router.get("/approvals/{approval_id}/execution")
+def execution(request: Request, approval_id: str) -> Response:
+    """The decided page's live view (polled by static/decided.js): the job's steps as JSON."""
+    from fastapi.responses import JSONResponse
+
+    p, _ = _user(request)
+    if not _APPROVAL.match(approval_id):
+        raise ApiError(404, "not_found", f"no approval request {approval_id!r}")
+    return JSONResponse(_cp(request).execution(p, approval_id), headers=SECURITY_HEADERS)
 
 
 @router.get("/evaluations/{evaluation_id}/plots/{file}")

@@ -3,7 +3,9 @@ the authenticator, the guards and the operations the REST API and the console sh
 
 Every operation runs as the authenticated person through the dispatcher, so validation,
 RBAC and audit hold exactly as at the CLI. A decision takes the CLI's path:
-``decide_approval`` through the dispatcher, then ``Runtime.run_decided``.
+``decide_approval`` through the dispatcher, answered at once; ``Runtime.run_decided`` then
+runs as a job on a background thread (``agents.execution``), read at
+``GET /approvals/{id}/execution``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import anyio
 import anyio.to_thread
 from fastapi.responses import JSONResponse
 
+from agents.execution import JobRunner
 from agents.server.auth import Authenticator, Principal
 from agents.server.guards import IdempotencyStore, RateLimiter, SessionStore, fingerprint
 from agents.server.metrics import ServerMetrics
@@ -70,6 +73,7 @@ class ControlPlane:
         self.idempotency = IdempotencyStore()
         self.chat_limit = RateLimiter(config.chat_per_minute, config.chat_burst)
         self.sessions = SessionStore(config.session_hours * 3600)
+        self.jobs = JobRunner(runtime)
         self._agents: AgentSystem | None = None
         self._agents_lock = threading.Lock()
         # Reads other than lookups run on a few threads only: more threads than cores only
@@ -107,6 +111,7 @@ class ControlPlane:
             getattr(s, attr)
         s.deployments  # noqa: B018
         s.registry_reader  # noqa: B018
+        s.execution_jobs  # noqa: B018
         from tools.base import load_catalog
 
         load_catalog()
@@ -142,9 +147,19 @@ class ControlPlane:
         return result.output or {}
 
     def idempotent(
-        self, p: Principal, key: str | None, route: str, payload: Any, act: Any
+        self,
+        p: Principal,
+        key: str | None,
+        route: str,
+        payload: Any,
+        act: Any,
+        *,
+        accepted: bool = False,
     ) -> JSONResponse:
+        """``accepted``: a success is 202 (recorded; what follows runs as a job)."""
         status, body, replayed = self.idempotency.run(p.name, key, fingerprint(route, payload), act)
+        if accepted and status == 200:
+            status = 202
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return JSONResponse(body, status_code=status, headers=headers)
 
@@ -152,8 +167,8 @@ class ControlPlane:
     def decide(
         self, p: Principal, approval_id: str, *, approve: bool, evidence_hash: str, reason: str
     ) -> dict[str, Any]:
-        """The CLI's decision path: ``decide_approval`` (every rule, audited) and then
-        ``Runtime.run_decided`` (the promotion continues to its executor, once)."""
+        """The CLI's decision path: ``decide_approval`` (every rule, audited), answered at
+        once; what follows it (``Runtime.run_decided``) runs as a job on a thread."""
         decided = self.tool(
             p,
             "decide_approval",
@@ -164,18 +179,47 @@ class ControlPlane:
                 "reason": reason,
             },
         )
-        out: dict[str, Any] = {
+        job = self.services.execution_jobs.queue(approval_id, p.name)
+        self.jobs.start(approval_id, p.actor)
+        return {
             "approval": decided["approval"],
             "audit_head": decided.get("audit_head"),
+            "execution": {
+                "approval_id": approval_id,
+                "state": job["state"],
+                "status_url": execution_url(approval_id),
+            },
             "outcome": None,
             "outcome_error": None,
         }
-        try:
-            out["outcome"] = self.runtime.run_decided(approval_id, p.actor)
-        except ModelOpsError as exc:
-            # The decision stands (it is recorded); what followed it failed and says why.
-            out["outcome_error"] = exc.to_dict()
-        return out
+
+    def execution(self, p: Principal, approval_id: str) -> dict[str, Any]:
+        """The job that follows a decision, for anyone who may read approvals. Polled twice a
+        second by the console, so a read is not audited (a refusal is); a job a crashed
+        process left unfinished is resumed here."""
+        policy = self.services.policy
+        if not policy.authorize(p.actor, "approvals:read").allowed:
+            reason = f"{p.actor.describe()} may not read approvals"
+            self.services.audit.append(
+                p.actor,
+                "approvals.execution",
+                "approvals:read",
+                decision="denied",
+                outcome="permission_denied",
+                detail={"approval_id": approval_id, "via": "control-plane"},
+                reason=reason,
+            )
+            raise ApiError(403, "permission_denied", reason, "See policies/roles.yaml.")
+        job = self.services.execution_jobs.get(approval_id)
+        if job is None:
+            raise ApiError(
+                404,
+                "not_found",
+                f"no execution recorded for {approval_id}",
+                f"A decision starts one: `agent approvals show {approval_id}`.",
+            )
+        resumed = self.jobs.resume_if_orphaned(job)
+        return {**job, "resumed": resumed, "status_url": execution_url(approval_id)}
 
     def resume(self, p: Principal, approval_id: str) -> dict[str, Any]:
         self.tool(p, "get_approval", {"approval_id": approval_id})  # validates and authorizes
@@ -283,6 +327,10 @@ class ControlPlane:
             except ModelOpsError as exc:
                 raise ApiError.from_error(exc) from exc
         raise ApiError(404, "not_found", f"no workflow named {name!r}", ", ".join(WORKFLOWS))
+
+
+def execution_url(approval_id: str) -> str:
+    return f"/approvals/{approval_id}/execution"
 
 
 def _in_process_stores(services: Services) -> bool:
