@@ -119,7 +119,10 @@ def main() -> None:
             s.deployments.stop_gateway(name)
     print(f"\ndecision benchmark, {runs} decision(s) per case, p50 seconds")
     print(f"{'case':36} {'answer':>8} {'serving':>8}")
-    for case, label in (("warm", "(a) gateway already running"), ("cold", "(b) gateway cold start")):
+    for case, label in (
+        ("warm", "(a) gateway already running"),
+        ("cold", "(b) gateway cold start"),
+    ):
         rows = results[case]
         print(
             f"{label:36} {statistics.median(r[0] for r in rows):8.3f} "

@@ -70,9 +70,7 @@ class TrackedRun:
             return
         self.ended = True
         if self.honesty is not None:  # the final honesty, written once (params are immutable)
-            self.client.log_param(
-                self.run_id, HONESTY_PARAM, self.honesty.model_dump_json()[:6000]
-            )
+            self.client.log_param(self.run_id, HONESTY_PARAM, self.honesty.model_dump_json()[:6000])
         else:
             self.client.set_tag(self.run_id, "honesty_warning", HonestyWarning.UNVALIDATED.value)
             self.client.set_tag(
