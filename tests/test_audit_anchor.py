@@ -224,7 +224,10 @@ def test_a_decision_prints_the_audit_head_for_the_deciders_records(home, capsys)
         req.evidence_hash, "--reason", "not now", "--json",
     )  # fmt: skip
     assert rc == 0, err
-    head = json.loads(out)["audit_head"]
+    # --json is JSON Lines: the decision first (with the head), then the execution's events.
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert events[0]["event"] == "decision"
+    head = events[0]["audit_head"]
     rows = s.audit.entries(action="approvals.reject")
     assert rows and head["seq"] >= rows[0]["seq"]
     # The head printed verifies as an anchor now, and names the decision's place in the log.
@@ -248,7 +251,7 @@ def test_the_api_decision_response_carries_the_audit_head(rt, client, tokens):
     req = s.approvals.create("m", "2", {"why": "test"}, s.policy.human("dana"), action=ROLLBACK)
     body = {"evidence_hash": req.evidence_hash, "reason": "not now"}
     r = client.post(f"/approvals/{req.id}/reject", json=body, headers=bearer(tokens["bob"]))
-    assert r.status_code == 200, r.text
+    assert r.status_code == 202, r.text  # recorded now; any execution runs as a job
     head = r.json()["audit_head"]
     decided = s.audit.entries(action="approvals.reject")[0]
     assert head["seq"] >= decided["seq"] and len(head["hash"]) == 64

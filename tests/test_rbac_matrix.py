@@ -166,6 +166,14 @@ def rt() -> Iterator[Any]:
             if name in tools.base.CATALOG:
                 stub = dataclasses.replace(tools.base.CATALOG[name], func=_not_run)
                 mp.setitem(tools.base.CATALOG, name, stub)
+        # The agent path calls the whole catalog in one run: a policy whose run limit holds it
+        # (the bundled 64 is what a real task needs; tests/test_agent_tool_limits.py holds it).
+        from tests.helpers.policy import apply_policy_change
+
+        def more_calls(roles: dict) -> None:
+            roles["agents"] = {"max_tool_calls_per_reply": 16, "max_tool_calls_per_run": 400}
+
+        apply_policy_change(runtime, roles=more_calls)
         yield runtime
 
 

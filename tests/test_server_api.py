@@ -179,7 +179,7 @@ def test_idempotency_key_makes_a_double_submit_act_once(rt, client, tokens):
     body = {"evidence_hash": req.evidence_hash, "reason": "not now"}
     first = client.post(f"/approvals/{req.id}/reject", json=body, headers=h)
     again = client.post(f"/approvals/{req.id}/reject", json=body, headers=h)
-    assert first.status_code == again.status_code == 200
+    assert first.status_code == again.status_code == 202  # recorded; execution is a job
     assert again.headers.get("idempotent-replayed") == "true"
     assert again.json() == first.json()
     assert len(_audit(rt, action="approvals.reject")) == 1
@@ -211,9 +211,9 @@ def test_two_approvers_at_once_exactly_one_decision_counts(rt, client, tokens):
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sorted(results.values()) == [200, 409], results
+    assert sorted(results.values()) == [202, 409], results
     after = s.approvals.get(req.id)
-    winner = next(w for w, code in results.items() if code == 200)
+    winner = next(w for w, code in results.items() if code == 202)
     assert after.status != ApprovalStatus.PENDING and after.decided_by == winner
     allowed = _audit(rt, action="approvals.approve", decision="allowed")
     assert [e["actor"] for e in allowed] == [winner]

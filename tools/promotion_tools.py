@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from core.errors import Conflict, GateFailed, ModelOpsError
-from core.names import ModelName
+from core.names import VERSION_OR_LABEL_PATTERN, ModelName, is_version_label
 from policies.approvals import PROMOTE, ROLLBACK, ApprovalStatus
 from policies.gates import check_promotion
 from tools.base import ToolInput, tool
@@ -135,7 +135,10 @@ def build_evidence(
 class PromotionInput(ToolInput):
     renamed_fields = {"target": "label_column"}
     name: ModelName
-    version: str = Field(pattern=r"^[0-9]{1,9}$")
+    version: str = Field(
+        pattern=VERSION_OR_LABEL_PATTERN,
+        description="The registry version (3) or the semantic label it was registered with (2.1.0).",
+    )
     dataset: str = Field(
         min_length=1, max_length=1024, description="Held-out CSV the evidence is measured on."
     )
@@ -145,6 +148,16 @@ class PromotionInput(ToolInput):
         max_length=256,
         description="The label column; omit for the one recorded on the version (else target).",
     )
+
+
+def registry_version(services: Services, args: Any) -> Any:
+    """``args`` with a semantic version label (2.1.0) replaced by its registry version, so
+    the evidence, the request and the approval all name the one version number."""
+    label = args.version[1:] if args.version.startswith("v") else args.version
+    if not is_version_label(label):
+        return args
+    info = services.registry_reader.get(args.name, label)
+    return args.model_copy(update={"version": str(info.version)})
 
 
 class RequestPromotionInput(PromotionInput):
@@ -160,6 +173,7 @@ class EvidenceOutput(BaseModel):
 @tool(permission="evaluation:run", side_effect="read")
 def collect_promotion_evidence(call: CallContext, args: PromotionInput) -> EvidenceOutput:
     """Gather a promotion's evidence (metrics, champion comparison, honesty, QA verdict, gates) without changing anything."""
+    args = registry_version(call.services, args)
     return EvidenceOutput(
         evidence=build_evidence(
             call.services,
@@ -187,6 +201,7 @@ class RequestPromotionOutput(BaseModel):
 @tool(permission="promotion:request", side_effect="write")
 def request_promotion(call: CallContext, args: RequestPromotionInput) -> RequestPromotionOutput:
     """Start the production promotion workflow for a version with a rollout plan; it stops at a human approval."""
+    args = registry_version(call.services, args)
     runner = call.services.promotion_runner
     if runner is None:
         raise ModelOpsError(

@@ -311,7 +311,8 @@ def render_outcome(out: dict[str, Any]) -> None:
         c.print(f"Gateway: {url}  (health: {url}/health, metrics: {url}/metrics)")
         c.print(
             f"Try:  agent predict {exe['name']} --as NAME "
-            "--input '{\"features\": [...one number per feature...]}'"
+            "--input '{\"features\": [...one number per feature...]}'  (or named rows: "
+            "'{\"inputs\": [{\"COLUMN\": VALUE, ...}]}'; `agent models show` lists the columns)"
         )
 
 
