@@ -312,7 +312,7 @@ def render_outcome(out: dict[str, Any]) -> None:
         c.print(
             f"Try:  agent predict {exe['name']} --as NAME "
             "--input '{\"features\": [...one number per feature...]}'  (or named rows: "
-            "'{\"inputs\": [{\"COLUMN\": VALUE, ...}]}'; `agent models show` lists the columns)"
+            '\'{"inputs": [{"COLUMN": VALUE, ...}]}\'; `agent models show` lists the columns)'
         )
 
 
