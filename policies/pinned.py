@@ -374,7 +374,6 @@ def _first_pin(home: Path, audit: AuditLog) -> None:
     leaves a home whose log names a pin it lacks, which refuses and is repinned, never one
     that pinned silently."""
     from policies import policy_history as history
-    from policies.rbac import ADMIN_PERMISSION, system_actor
 
     last = history.last_pinned(audit)
     if last is not None:
@@ -394,44 +393,54 @@ def _first_pin(home: Path, audit: AuditLog) -> None:
         )
     new = parse_texts(bundled_texts(), "bundled")
     history.ensure(audit.engine)
+    _record_pin(
+        audit,
+        new,
+        by=None,
+        source="bundled",
+        reason="first use of a new home: the bundled policy is pinned (no person acted)",
+    )
+    write_pin(home, new, by=None, previous=None)
+
+
+def _record_pin(
+    audit: AuditLog, policy_set: PolicySet, *, by: str | None, source: str, reason: str
+) -> None:
+    """The policy's texts in the history and its ``policy.pin`` audit row, in one transaction."""
+    from policies import policy_history as history
+    from policies.rbac import ADMIN_PERMISSION, system_actor
+
     with audit.engine.begin() as conn:
-        history.record(conn, new, by=None)
+        history.record(conn, policy_set, by=by)
         audit.append(
             system_actor("policy-pin"),
             "policy.pin",
             ADMIN_PERMISSION,
             decision="allowed",
             outcome="ok",
-            detail={"digest": new.digest, "source": "bundled"},
-            reason="first use of a new home: the bundled policy is pinned (no person acted)",
+            detail={"digest": policy_set.digest, "source": source},
+            reason=reason,
             conn=conn,
         )
-    write_pin(home, new, by=None, previous=None)
 
 
 def _remember(home: Path, pinned: PinnedPolicy, audit: AuditLog) -> None:
     """A pin the state DB has no record of (a new state DB, a home pinned before the history
     existed) is recorded once, texts and audit row, so losing it later is caught too."""
     from policies import policy_history as history
-    from policies.rbac import ADMIN_PERMISSION, system_actor
 
     if history.known(audit.engine, pinned.digest):
         return
     with locked(home, exclusive=True):
         if history.known(audit.engine, pinned.digest):
             return
-        with audit.engine.begin() as conn:
-            history.record(conn, pinned.current, by=pinned.pinned_by)
-            audit.append(
-                system_actor("policy-pin"),
-                "policy.pin",
-                ADMIN_PERMISSION,
-                decision="allowed",
-                outcome="ok",
-                detail={"digest": pinned.digest, "source": "pin.json"},
-                reason="the pin in force was not recorded in this state DB; recorded as found",
-                conn=conn,
-            )
+        _record_pin(
+            audit,
+            pinned.current,
+            by=pinned.pinned_by,
+            source="pin.json",
+            reason="the pin in force was not recorded in this state DB; recorded as found",
+        )
 
 
 # Admin actions -----------------------------------------------------------------------------
