@@ -114,7 +114,10 @@ def test_quickstart_non_interactive_then_approve_command_deploys_and_predict_ans
     res = agent(*args, "--json", timeout=300)
     try:
         assert res.returncode == 0, res.stderr
-        url = json.loads(res.stdout)["execution"]["gateway_url"]
+        # --json is JSON Lines: the decision, each step, then the outcome ("done").
+        events = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+        assert events[0]["event"] == "decision" and events[-1]["event"] == "done", events
+        url = events[-1]["execution"]["gateway_url"]
         import csv
 
         row = [
