@@ -5,7 +5,6 @@ through a real gateway with the model's own predictions; tampered trees are refu
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import numpy as np
@@ -207,13 +206,42 @@ def test_xgboost_split_feature_out_of_range_is_refused() -> None:
         skops_estimator(skops.io.dumps(model), ref="m")
 
 
+_LIGHTGBM_TAMPERED = """
+import re
+import numpy as np
+import lightgbm
+from core.tree_checks import tree_problem
+
+X = np.random.default_rng(3).normal(size=(100, 3))
+model = lightgbm.LGBMRegressor(n_estimators=3, verbose=-1, n_jobs=1).fit(X, X[:, 0])
+print("clean:", tree_problem(model))
+# One digit for one digit: the header records each tree's size in bytes.
+text = re.sub(r"split_feature=\\d\\b", "split_feature=9", model.booster_.model_to_string(), count=1)
+model._Booster = lightgbm.Booster(model_str=text)  # LightGBM accepts it as it is
+print("tampered:", tree_problem(model), flush=True)
+"""
+
+
 def test_lightgbm_split_feature_out_of_range_is_refused() -> None:
-    X = np.random.default_rng(3).normal(size=(100, 3))
-    model = lightgbm.LGBMRegressor(n_estimators=3, verbose=-1, n_jobs=1).fit(X, X[:, 0])
-    assert tree_problem(model) is None
-    # One digit for one digit: the header records each tree's size in bytes.
-    text = re.sub(
-        r"split_feature=\d\b", "split_feature=9", model.booster_.model_to_string(), count=1
+    """In a process of its own: LightGBM accepts the crafted booster, and freeing it later
+    can abort the interpreter (seen once in a suite run, inside another test's garbage
+    collection). The check must name the bad split before anything uses the booster."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run(
+        [sys.executable, "-c", _LIGHTGBM_TAMPERED],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
     )
-    model._Booster = lightgbm.Booster(model_str=text)  # LightGBM accepts it as it is
-    assert "splits on feature 9, outside [0, 3)" in tree_problem(model)
+    assert "clean: None" in res.stdout, (res.stdout, res.stderr)
+    assert "tampered: tree 1 (LightGBM tree 0) splits on feature 9, outside [0, 3)" in res.stdout, (
+        res.stdout,
+        res.stderr,
+    )
